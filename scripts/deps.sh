@@ -6,7 +6,7 @@
 set -eu
 want="build-essential cmake pkg-config libssl-dev libcjson-dev liblmdb-dev lmdb-utils \
 libmbedtls-dev libpaho-mqtt-dev libcoap3-dev libwebsockets-dev libmodbus-dev libuv1-dev \
-mosquitto mosquitto-dev mosquitto-clients"
+mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients"
 case "${1:-build}" in
   test)  want="$want libcmocka-dev curl nodejs npm" ;;
   fuzz)  want="$want libcmocka-dev clang libclang-rt-14-dev" ;;
