@@ -174,6 +174,34 @@ struct gw_txn;
 int gw_store_open(const char *dir, uint64_t map_size_mb, struct gw_store **out);
 /* No transaction may be open. Any thread. NULL is fine. */
 void gw_store_close(struct gw_store *store);
+
+/*
+ * Sharing the environment with another process (the mosquitto auth plugin reads device
+ * credentials while the gateway writes):
+ *  - The gateway opens the store first (gw_store_open creates every database; a read-only
+ *    open cannot create one). Files are created with mode 0660 minus the process umask.
+ *  - A reader needs read access to data.mdb, READ-WRITE access to lock.mdb (its reader slot
+ *    lives there) and search access to the directory. For a broker that drops to user
+ *    mosquitto: make the directory group mosquitto, mode 2770 (setgid), and run the gateway
+ *    under umask 007 so both files come out rw-rw---- with that group. Same user: nothing.
+ *  - The reader opens with gw_store_open_readonly (MDB_RDONLY | MDB_NOTLS, never MDB_NOLOCK:
+ *    a NOLOCK reader is invisible to the writer, which may then reuse pages under it), and
+ *    keeps each read txn short (begin, get, abort per lookup) so it never pins old pages.
+ *    A map grown by the writer (MDB_MAP_RESIZED) is adopted in gw_store_txn_begin.
+ *  - The writer calls gw_store_reader_check at open (done by gw_store_open) and now and then
+ *    (e.g. every minute) to free reader slots of a crashed reader.
+ */
+
+/*
+ * Added: opens an existing store read-only for another process (see above). Map size comes
+ * from the file. -ENOENT when no store exists in dir yet, GW_E_SCHEMA when its schema version
+ * differs from GW_STORE_SCHEMA_VERSION (or its databases are missing). Write txns on it fail
+ * with -EINVAL. Any thread.
+ */
+int gw_store_open_readonly(const char *dir, struct gw_store **out);
+/* Added: frees reader slots held by dead processes; *cleared (may be NULL) gets their number.
+ * Any thread. */
+int gw_store_reader_check(struct gw_store *store, int *cleared);
 /* Schema version recorded in meta. */
 int gw_store_schema_version(struct gw_store *store, int *out);
 
@@ -312,5 +340,31 @@ struct gw_store_stats {
     uint64_t map_size, map_used; /* bytes */
 };
 int gw_store_stats(struct gw_txn *txn, struct gw_store_stats *out);
+
+/* ---- read-only access for other processes (storage/store_readonly.c) ----
+ * The mosquitto auth plugin (gateway/plugin) opens the gateway's store with
+ * gw_store_open_readonly() and authenticates each CONNECT with one lookup. */
+
+/*
+ * Copies the deviceSecret of (pk, dn) into secret_out (len bytes, GW_SECRET_MAX + 1 is
+ * always enough). One short read txn per call: no snapshot is kept between calls, a map
+ * grown by the writer is adopted. Works on a read-only or read-write store. Returns 0,
+ * GW_E_NOT_FOUND (no such device), -ENOSPC (len too small), -EINVAL, GW_E_STORE.
+ * Any thread; borrows every argument.
+ */
+int gw_store_ro_device_secret(struct gw_store *store, const char *pk, const char *dn,
+                              char *secret_out, size_t len);
+
+/*
+ * Makes the store directory usable by a broker that dropped privileges to a user of `group`
+ * (mosquitto started as root runs as user mosquitto): directory group `group`, mode 2770
+ * (setgid), and data.mdb / lock.mdb, when present, group `group`, mode 0660 (the reader
+ * needs read on data.mdb and read-write on lock.mdb). Creates the directory when missing.
+ * Call it after gw_store_open() (which creates the files; under any umask) and before the
+ * broker starts; idempotent. Refuses symlinks in place of the files. Only when running as
+ * root (euid 0); a no-op returning 0 otherwise (same user: nothing to share).
+ * Returns 0, -ENOENT (no such group), -errno. Any thread.
+ */
+int gw_store_prepare_shared_dir(const char *dir, const char *group);
 
 #endif
