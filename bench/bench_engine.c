@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "gw_error.h"
+#include "gw_log.h"
 #include "gw_ota.h"
 #include "gw_store.h"
 
@@ -347,6 +348,7 @@ int main(int argc, char **argv)
     char dir[4200];
     double eng, raw;
 
+    gw_log_set_level(GW_LOG_ERROR);
     mkdir(base, 0755);
     printf("iotgw engine benchmark (%s run), work dir %s\n\n", quick ? "quick" : "full", base);
 

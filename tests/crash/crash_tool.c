@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "gw_error.h"
+#include "gw_log.h"
 #include "gw_ota.h"
 #include "gw_store.h"
 
@@ -411,6 +412,7 @@ static int crash_check_run(const char *dir)
 
 int main(int argc, char **argv)
 {
+    gw_log_set_level(GW_LOG_ERROR); /* rejected reports are expected here by the thousand */
     if (argc == 4 && strcmp(argv[1], "run") == 0)
         return crash_run(argv[2], strtoull(argv[3], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "check") == 0)
