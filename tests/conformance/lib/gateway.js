@@ -66,6 +66,8 @@ class Gateway {
     const base = process.env.GW_TEST_TMP || os.tmpdir();
     fs.mkdirSync(base, { recursive: true });
     this.dir = fs.mkdtempSync(path.join(base, 'gw-'));
+    // mkdtemp makes it 0700; a broker that dropped to user mosquitto must traverse it.
+    fs.chmodSync(this.dir, 0o755);
     this.ports = { admin: await freePort(), mqtt: await freePort() };
     for (const name of this.opts.extraPorts || []) this.ports[name] = await freePort();
     const adapters = this.opts.adapters ? this.opts.adapters(this.ports) : [
