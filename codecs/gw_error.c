@@ -31,10 +31,13 @@ static const struct gw_error_row gw_error_rows[] = {
     ROW(GW_E_BAD_TOPIC, 400, "topic not of the form /sys/{productKey}/{deviceName}/..."),
     ROW(GW_E_BAD_FIELD, 400, "field of the wrong type or out of range"),
     ROW(GW_E_MISSING_FIELD, 400, "required field missing"),
+    ROW(GW_E_FRAME_BAD_LENGTH, 400, "frame length field gives a negative length"),
     ROW(GW_E_AUTH_FAILED, 401, "authentication failed"),
     ROW(GW_E_TOKEN_MALFORMED, 401, "malformed token"),
     ROW(GW_E_TOKEN_FORGED, 401, "token signature invalid"),
     ROW(GW_E_TOKEN_EXPIRED, 401, "token expired"),
+    ROW(GW_E_NOT_AUTHENTICATED, 401, "device not authenticated: send auth first"),
+    ROW(GW_E_IDENTITY_MISMATCH, 403, "token does not belong to this device"),
     ROW(GW_E_CONFIG, 400, "invalid configuration"),
     ROW(GW_E_NOT_FOUND, 404, "not found"),
     ROW(GW_E_EXISTS, 400, "already exists"),
@@ -69,6 +72,8 @@ static const struct gw_error_row gw_error_rows[] = {
     ROW(GW_E_TIMEOUT, 500, "timed out"),
     ROW(GW_E_QUEUE_FULL, 500, "queue full"),
     ROW(GW_E_SHUTDOWN, 500, "shutting down"),
+    ROW(GW_E_BROKER, 500, "the MQTT broker could not be started (see its log)"),
+    ROW(GW_E_MODBUS_EXCEPTION, 500, "the Modbus device answered with an exception"),
 };
 #undef ROW
 

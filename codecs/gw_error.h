@@ -29,11 +29,14 @@ enum gw_error {
     GW_E_BAD_TOPIC = -10012,       /* topic outside /sys/{pk}/{dn}/..., wildcard, foreign */
     GW_E_BAD_FIELD = -10013,       /* a field has the wrong type or is out of range */
     GW_E_MISSING_FIELD = -10014,   /* a required field is absent */
+    GW_E_FRAME_BAD_LENGTH = -10019, /* length field + adjustment gives a negative length */
     /* authentication and tokens */
     GW_E_AUTH_FAILED = -10020,     /* wrong credentials */
     GW_E_TOKEN_MALFORMED = -10021, /* not a JWT of the expected shape */
     GW_E_TOKEN_FORGED = -10022,    /* signature does not verify */
     GW_E_TOKEN_EXPIRED = -10023,   /* exp in the past */
+    GW_E_NOT_AUTHENTICATED = -10024, /* a session sent business messages before logging in */
+    GW_E_IDENTITY_MISMATCH = -10025, /* the token's device is not the one addressed (HTTP 403) */
     /* configuration */
     GW_E_CONFIG = -10030,          /* bad configuration (the message names the key) */
     /* storage */
@@ -67,6 +70,10 @@ enum gw_error {
     GW_E_TIMEOUT = -10200,         /* peer did not answer in time */
     GW_E_QUEUE_FULL = -10201,      /* bounded queue full (policy: caller retries or drops) */
     GW_E_SHUTDOWN = -10202,        /* the component is stopping */
+    /* MQTT adapter */
+    GW_E_BROKER = -10250,          /* the private MQTT broker failed to start (see its log) */
+    /* Modbus adapters */
+    GW_E_MODBUS_EXCEPTION = -10260, /* the Modbus device answered with an exception response */
     GW_E__END = -10999
 };
 
