@@ -97,7 +97,7 @@ static void publish_presence(struct gw_plugin *pl, const struct gw_plugin_conn *
         return;
     }
     memcpy(payload, text, (size_t)n);
-    int rc = mosquitto_broker_publish(NULL, topic, n, payload, 1, false, NULL);
+    int rc = mosquitto_broker_publish(NULL, topic, n, payload, 1, true, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_free(payload);
         mosquitto_log_printf(MOSQ_LOG_ERR, TAG "presence publish to %s failed (%d): %s lost",
