@@ -173,8 +173,11 @@ int gw__core_session_apply(struct gw_core *core, struct gw_txn *txn,
     switch (ev->u.sess.ev) {
     case GW_SESSION_ONLINE:
     case GW_SESSION_REACHABLE:
-        if (s && s->seq > ev->u.sess.seq) {
-            stale = true; /* a newer connection already took over */
+        /* Sequence numbers are per adapter: within one adapter a smaller seq is an older
+         * connection that a newer one already replaced; a session on another adapter is
+         * simply replaced (the device moved). */
+        if (s && s->ad == ev->u.sess.ad && s->seq > ev->u.sess.seq) {
+            stale = true;
             break;
         }
         was_reachable = s && s->reachable && s->seq == ev->u.sess.seq;
