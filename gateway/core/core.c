@@ -732,6 +732,12 @@ const char *gw_core_data_dir(struct gw_core *core)
     return core->cfg->data_dir;
 }
 
+const uint8_t *gw_core_jwt_secret(struct gw_core *core, size_t *len)
+{
+    *len = sizeof(core->jwt_secret);
+    return core->jwt_secret;
+}
+
 void gw_core_get_stats(struct gw_core *core, struct gw_core_stats *out)
 {
     memset(out, 0, sizeof(*out));

@@ -8,10 +8,12 @@
  * (replies, pushes, wake-ups of waiting callers).
  *
  * Full-queue policy: gw_core_post and gw_core_post_session return -EAGAIN and count the
- * refusal; the adapter keeps the message (retry) or drops it with a log line, as its protocol
- * allows (MQTT: paho redelivers unacknowledged QoS 1). gw_core_call waits for room.
+ * refusal; the adapter keeps the message in its own bounded queue and posts it again (MQTT:
+ * the broker already has its PUBACK, so nothing would resend it), or answers the device with
+ * an error where its protocol has one. gw_core_call waits for room.
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -93,6 +95,10 @@ struct gw_store *gw_core_store(struct gw_core *core);
 const struct gw_config *gw_core_config(struct gw_core *core);
 /* The gateway's data directory (after --data-dir). */
 const char *gw_core_data_dir(struct gw_core *core);
+/* The secret the core signs device tokens with (HS256, DESIGN §4), for adapters that verify
+ * them (UDP). 32 bytes in *len; owned by the core, constant from create to destroy. Any
+ * thread. */
+const uint8_t *gw_core_jwt_secret(struct gw_core *core, size_t *len);
 
 /* Whether the device is reachable now (any thread; a snapshot). */
 bool gw_core_device_online(struct gw_core *core, uint64_t device_id);

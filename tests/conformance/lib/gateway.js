@@ -164,6 +164,18 @@ class Gateway {
     return r;
   }
 
+  // Stops the gateway cleanly, rewrites its config with adapters(ports) (same data dir and
+  // ports; names in opts.extraPorts keep theirs) and starts it again. For adapters whose
+  // config names devices that must be provisioned through the admin API first (Modbus).
+  async restartWith(adapters) {
+    const r = await this.stop();
+    const config = JSON.parse(fs.readFileSync(this.configPath, 'utf8'));
+    config.adapters = adapters(this.ports);
+    fs.writeFileSync(this.configPath, JSON.stringify(config, null, 2));
+    await this.spawn();
+    return r;
+  }
+
   cleanup() {
     if (this.dir && !process.env.GW_KEEP_TMP) fs.rmSync(this.dir, { recursive: true, force: true });
   }
