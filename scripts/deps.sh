@@ -31,3 +31,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
+# Debian starts a system-wide mosquitto on 127.0.0.1:1883 when the package is installed on a
+# machine with systemd. iotgw runs its own private broker there, so a mosquitto that this
+# script just installed is stopped and disabled (one installed earlier is left alone).
+case " $missing " in
+  *" mosquitto "*)
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+      systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi ;;
+esac

@@ -1,6 +1,9 @@
 #!/bin/sh
-# Runs every libFuzzer target of BUILD for SECONDS seconds each, on a scratch copy of its seed
-# corpus (the repo's corpus is not modified). Prints one summary line per target.
+# Runs every libFuzzer target of BUILD on a scratch copy of its seed corpus (the repo's corpus
+# is not modified): for SECONDS seconds each, or, when FUZZ_RUNS is set, for exactly that many
+# executions each. Prints one summary line per target; a finding is copied to
+# tests/fuzz/crashes/ and makes the script fail.
+# usage: run.sh BUILD [SECONDS]   (env FUZZ_RUNS, FUZZ_TARGETS="json binary ...")
 set -eu
 build=${1:-build-fuzz}
 seconds=${2:-60}
@@ -10,15 +13,21 @@ trap 'rm -rf "$work"' EXIT
 status=0
 for bin in "$build"/fuzz/fuzz_*; do
   name=$(basename "$bin" | sed 's/^fuzz_//')
+  if [ -n "${FUZZ_TARGETS:-}" ]; then
+    case " $FUZZ_TARGETS " in *" $name "*) ;; *) continue ;; esac
+  fi
   mkdir -p "$work/$name"
   cp -r "$here/corpus/$name/." "$work/$name/" 2>/dev/null || true
-  if "$bin" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$work/$name-" \
+  if [ -n "${FUZZ_RUNS:-}" ]; then limit="-runs=$FUZZ_RUNS"; else limit="-max_total_time=$seconds"; fi
+  start=$(date +%s)
+  if "$bin" "$limit" -print_final_stats=1 -artifact_prefix="$work/$name-" \
        "$work/$name" > "$work/$name.log" 2>&1; then
     execs=$(grep -m1 'stat::number_of_executed_units' "$work/$name.log" | awk '{print $2}')
-    echo "fuzz $name: ${execs:-?} executions in ${seconds}s, no finding"
+    secs=$(( $(date +%s) - start ))
+    echo "fuzz $name: ${execs:-?} executions in ${secs}s, no finding"
   else
     echo "fuzz $name: FINDING"; tail -40 "$work/$name.log"; status=1
-    mkdir -p "$here/../fuzz/crashes" && cp "$work/$name"-* "$here/crashes/" 2>/dev/null || true
+    mkdir -p "$here/crashes" && cp "$work/$name"-* "$here/crashes/" 2>/dev/null || true
   fi
 done
 exit $status
