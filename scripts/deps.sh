@@ -8,7 +8,7 @@ want="build-essential cmake pkg-config libssl-dev libcjson-dev liblmdb-dev lmdb-
 libmbedtls-dev libpaho-mqtt-dev libcoap3-dev libwebsockets-dev libmodbus-dev libuv1-dev \
 mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients"
 case "${1:-build}" in
-  test)  want="$want libcmocka-dev curl nodejs npm" ;;
+  test)  want="$want libcmocka-dev curl openssl nodejs npm" ;;
   fuzz)  want="$want libcmocka-dev clang libclang-rt-14-dev" ;;
   bench) want="$want libcmocka-dev curl nodejs npm nginx-light" ;;
 esac

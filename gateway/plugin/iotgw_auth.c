@@ -30,6 +30,8 @@
  * stops the broker, which is what we want for a missing store or bad options.
  */
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,6 +60,12 @@ struct gw_plugin {
     char *gateway_user;   /* NULL: no gateway account */
     char *gateway_secret; /* set with gateway_user */
     bool trace;
+    /* Spawned by the gateway: exit when the gateway's last connection goes away, so devices
+     * never hand reports to a broker nobody reads (their QoS 1 publishes stay unacknowledged
+     * and are sent again to the broker of the next gateway). */
+    bool exit_with_gateway;
+    void *gateway_clients[8]; /* live gateway-account connections */
+    int n_gateway;
     struct gw_plugin_conns conns;
 };
 
@@ -165,6 +173,9 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
             mosquitto_log_printf(rc ? MOSQ_LOG_NOTICE : MOSQ_LOG_INFO,
                                  TAG "gateway account login %s (client %s)",
                                  rc ? "refused" : "ok", client_id ? client_id : "(null)");
+        if (rc == 0 && pl->n_gateway < (int)(sizeof(pl->gateway_clients) /
+                                             sizeof(pl->gateway_clients[0])))
+            pl->gateway_clients[pl->n_gateway++] = ed->client;
         return rc ? MOSQ_ERR_AUTH : MOSQ_ERR_SUCCESS;
     }
     rc = gw_plugin_identity(client_id, ed->username, pk, dn, &why);
@@ -243,6 +254,17 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     struct gw_plugin *pl = userdata;
     struct gw_plugin_conn c;
     (void)event;
+    for (int i = 0; i < pl->n_gateway; i++) {
+        if (pl->gateway_clients[i] != ed->client)
+            continue;
+        pl->gateway_clients[i] = pl->gateway_clients[--pl->n_gateway];
+        if (pl->n_gateway == 0 && pl->exit_with_gateway) {
+            mosquitto_log_printf(MOSQ_LOG_WARNING, TAG "the gateway disconnected: stopping the "
+                                                   "broker (exit_with_gateway)");
+            kill(getpid(), SIGTERM); /* the broker's own clean shutdown */
+        }
+        return MOSQ_ERR_SUCCESS;
+    }
     if (gw_plugin_conns_remove(&pl->conns, ed->client, &c) != 0)
         return MOSQ_ERR_SUCCESS;
     if (pl->trace)
@@ -283,6 +305,8 @@ static int parse_options(struct gw_plugin *pl, const struct mosquitto_opt *opts,
             rc = set_string(&pl->gateway_user, k, v);
         } else if (strcmp(k, "gateway_secret") == 0) {
             rc = set_string(&pl->gateway_secret, k, v);
+        } else if (strcmp(k, "exit_with_gateway") == 0) {
+            pl->exit_with_gateway = strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
         } else if (strcmp(k, "trace") == 0) {
             pl->trace = strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0;
         } else {

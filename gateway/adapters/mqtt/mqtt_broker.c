@@ -347,6 +347,8 @@ static int write_conf(struct gw__mqtt_broker *b)
             "plugin_opt_db_path %s\n"
             "plugin_opt_gateway_user %s\n"
             "plugin_opt_gateway_secret %s\n"
+            "# exit when the gateway dies, so no device report is acknowledged and then lost\n"
+            "plugin_opt_exit_with_gateway 1\n"
             "%s",
             b->tag, b->port, b->host, b->plugin_path, b->db_dir, GW_MQTT_GATEWAY_USER, b->secret,
             as_root ? "# plugin or store not reachable by user mosquitto: stay root\nuser root\n"
