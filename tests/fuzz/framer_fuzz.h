@@ -3,9 +3,9 @@
 /*
  * Shared by the three framer fuzz targets (header only: the build globs fuzz_*.c, one
  * executable each). Input layout: 3 config bytes, 1 split-seed byte, 1 flags byte, then the
- * stream. Flag bits 0-2 all set repeat the stream up to about GW_FRAME_MAX bytes (the bits
- * above pick the exact length around the limit) so the 64 KiB limit is reached from small
- * inputs.
+ * stream. A flags byte of 0xFF repeats the stream up to about GW_FRAME_MAX bytes (the split
+ * seed's low bits pick the exact length, from 64 below to 48 above the limit) so the 64 KiB
+ * limit is reached from small inputs.
  *
  * Each target computes the expected frames with a whole-buffer oracle, then feeds the stream
  * in seed-chosen pieces: the framer must deliver exactly the oracle's frames and end with
@@ -31,6 +31,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     } while (0)
 
 #define FUZZ_HDR 5
+
+/* Whether the input asks for the stream repeated up to the frame limit. */
+static inline int fuzz_long_stream(const uint8_t *data)
+{
+    return data[4] == 0xFF;
+}
 /* Streams longer than this are skipped. The oracle's arrays are static: a fresh 1 MiB
  * allocation per run (mmap + page faults under ASan) cost more than the framer itself. The
  * stream itself is malloc'd to its exact size so ASan sees any read past its end. */
@@ -96,8 +102,10 @@ static inline uint8_t *fuzz_stream(const uint8_t *data, size_t size, size_t *len
     size_t n = size - FUZZ_HDR, total = n;
     uint8_t *s;
 
-    if ((data[4] & 7) == 7 && n > 0)
-        total = GW_FRAME_MAX - 64 + (size_t)(data[4] >> 3) * 16;
+    /* 1 flags value in 256: long streams cost thousands of frames each, and the limit needs
+     * few of them; the split seed's low bits pick the length (64 below to 48 above). */
+    if (fuzz_long_stream(data) && n > 0)
+        total = GW_FRAME_MAX - 64 + (size_t)(data[3] & 7) * 16;
     if (total > FUZZ_STREAM_MAX)
         return NULL;
     s = malloc(total ? total : 1);
@@ -122,10 +130,10 @@ static inline void fuzz_feed_and_check(const struct gw_framer_config *cfg, const
         piece_max = len ? len : 1;
         break;
     case 1:
-        piece_max = len > 4096 ? 16 : 1;
-        break; /* byte by byte, bounded cost */
+        piece_max = len > 4096 ? 512 : 1;
+        break; /* byte by byte for small streams; long ones in small pieces, bounded cost */
     case 2:
-        piece_max = 64;
+        piece_max = len > 4096 ? 4096 : 64;
         break;
     default:
         piece_max = 8192;
