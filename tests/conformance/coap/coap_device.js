@@ -175,14 +175,24 @@ class DtlsPeer {
       let p;
       try { p = packet.parse(buf); } catch (e) { return; }
       if (p.confirmable) // acknowledge separate responses, as a CoAP client must
-        this.proc.stdin.write(packet.generate({ ack: true, code: '0.00', messageId: p.messageId }));
+        this.write(packet.generate({ ack: true, code: '0.00', messageId: p.messageId }));
       this.inbox.push(p);
       for (const w of this.waiters.splice(0)) w();
     });
   }
 
+  // openssl sends whatever one read() of its stdin returns as one DTLS record: two datagrams
+  // written back to back could be read together and arrive as one (the second lost). Writes
+  // are therefore queued and spaced so each is read alone.
+  write(buf) {
+    this.chain = (this.chain || Promise.resolve()).then(() => new Promise((r) => {
+      if (this.done) return r();
+      this.proc.stdin.write(buf, () => setTimeout(r, 30));
+    }));
+  }
+
   send(p) {
-    this.proc.stdin.write(packet.generate(Object.assign({ messageId: this.mid++ }, p)));
+    this.write(packet.generate(Object.assign({ messageId: this.mid++ }, p)));
   }
 
   // The next non-empty packet matching pred, or null when the client exits first.
