@@ -120,7 +120,9 @@ static bool cfg_check_base_url(const void *field, char *why, size_t whylen)
         snprintf(why, whylen, "must not contain spaces, '?' or '#'");
         return false;
     }
-    if (strlen(s) <= (s[4] == 's' ? 8u : 7u)) {
+    /* "https:///" would lose its slashes to the trailing-'/' trim and print back as
+     * "https:": the host must start right after the scheme. */
+    if (s[s[4] == 's' ? 8 : 7] == '\0' || s[s[4] == 's' ? 8 : 7] == '/') {
         snprintf(why, whylen, "has no host");
         return false;
     }

@@ -32,7 +32,9 @@ struct gw_core;
  * Posts an upstream message (a device request, a device's reply to a downstream request, or
  * an `auth` request). Takes ownership of one reference of msg, also on failure.
  * msg->origin.adapter must be the posting adapter; msg->origin.session its session handle;
- * product_key/device_name the session's identity ("" before auth).
+ * product_key/device_name the session's identity ("" before auth). A message without an id
+ * gets one here, which is only allowed while the caller's reference is the only one (an
+ * adapter that keeps a reference for a retry assigns the id itself, gw_msg_assign_id).
  * Returns 0, -EAGAIN (queue full), GW_E_SHUTDOWN.
  */
 int gw_core_post(struct gw_core *core, struct gw_msg *msg);

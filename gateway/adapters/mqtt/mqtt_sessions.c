@@ -154,8 +154,14 @@ uint64_t gw__mqtt_compose_seq(uint64_t epoch, uint64_t broker_seq)
 
 static int post_item(struct gw__mqtt_adapter *a, const struct gw__mqtt_item *it)
 {
-    if (it->msg)
+    if (it->msg) {
+        /* The core gives a message its id on acceptance only while the poster holds the sole
+         * reference; this adapter keeps one for a retry, so it assigns the id itself, on the
+         * first attempt (when the item's reference is still the only one). */
+        if (it->msg->id[0] == '\0')
+            gw_msg_assign_id(it->msg);
         return gw_core_post(a->base.core, gw_msg_ref(it->msg)); /* takes that reference */
+    }
     return gw_core_post_session(a->base.core, &a->base, it->ev, it->pk, it->dn, it->seq, it->seq);
 }
 

@@ -347,6 +347,8 @@ static const struct bad_case bad_cases[] = {
       "config: admin.token: must be empty (generated) or at least 16 characters (got 5)" },
     { "{\"firmware\":{\"base_url\":\"ftp://x\"}}",
       "config: firmware.base_url: must start with http:// or https:// (or be empty to derive it)" },
+    /* found by fuzz_config: the trailing-'/' trim left "https:", which did not load back */
+    { "{\"firmware\":{\"base_url\":\"https:///\"}}", "config: firmware.base_url: has no host" },
     { "{\"admin\":{\"listen\":\"0.0.0.0:8080\"}}",
       "config: firmware.base_url: must be set when admin.listen is a wildcard address or port 0" },
     { "{\"firmware\":{\"sign_key\":\"/nonexistent/key.pem\"}}",
