@@ -5,7 +5,10 @@
  * Invariants kept here, in the caller's write transaction:
  *  - every status change of a record appends exactly one history entry (from, to, cause);
  *  - task.status_count[] and device_success_count follow every change of a record's status;
- *  - a record's deadline entry equals gw__ota_deadline_for(record) (0 = no entry);
+ *  - a record has a deadline entry iff gw__ota_deadline_for(record) != 0, and the entry is
+ *    never later than that time: a progress report that only pushes the upgrade timeout
+ *    further leaves the entry where it was (no index rewrite on the hot path); when it fires
+ *    early, handle_due() finds the record not yet due and moves the entry to the real time;
  *  - a task in progress with no active record becomes ENDED in the same transaction.
  */
 #include <errno.h>
@@ -113,6 +116,9 @@ int gw__ota_move(struct gw_txn *txn, struct gw_task *t, struct gw_record *r, int
         return rc;
     new_due = gw__ota_deadline_for(r, &t->policy);
     if (new_due == old_due)
+        return 0;
+    /* Same status, deadline only later: keep the earlier entry (see the invariant above). */
+    if (from == to && old_due != 0 && new_due > old_due)
         return 0;
     if (new_due)
         return gw_store_deadline_set(txn, r->id, new_due);
