@@ -475,7 +475,11 @@ static int gw__core_mkdirs(const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        /* Parents we create stay searchable (0755 despite the umask): a broker that dropped
+         * to user mosquitto must reach the store below them. */
+        if (mkdir(path, 0755) == 0)
+            chmod(path, 0755);
+        else if (errno != EEXIST)
             return -errno;
         *p = '/';
     }
