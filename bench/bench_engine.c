@@ -59,11 +59,11 @@ static void die(const char *what, int rc)
 
 static void fresh_dir(char *out, size_t len, const char *base, const char *name)
 {
-    char cmd[4300];
+    char cmd[2 * 4200 + 32];
 
     snprintf(out, len, "%s/%s", base, name);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", out, out);
-    if (system(cmd) != 0)
+    if ((size_t)snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", out, out) >= sizeof(cmd) ||
+        system(cmd) != 0)
         die("mkdir", -EIO);
 }
 

@@ -448,7 +448,7 @@ static int gw_framer_lf_emit(struct gw_framer *fr, gw_framer_frame_fn on_frame, 
 static int gw_framer_lf_direct(struct gw_framer *fr, const uint8_t *d, size_t len,
                                gw_framer_frame_fn on_frame, void *ctx, size_t *used)
 {
-    size_t hlen = gw_framer_header_len(&fr->cfg), off = 0, total;
+    size_t hlen = gw_framer_header_len(&fr->cfg), off = 0, total = 0;
     int rc;
 
     while (len - off >= hlen) {

@@ -340,6 +340,6 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 const struct lws_protocols gw__ws_protocols[] = {
     { "http", http_callback, 0, 0, 0, NULL, 0 },
-    { GW_WS_PROTOCOL, device_callback, sizeof(struct gw__ws_pss), 4096, 0, NULL, 0 },
+    { GW_WS_PROTOCOL, device_callback, sizeof(struct gw__ws_pss), 1024, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };

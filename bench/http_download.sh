@@ -1,0 +1,67 @@
+#!/bin/bash
+# Benchmark 4 (issue 7): firmware download. PARALLEL clients fetch a 10 MB image by HTTP from
+# the gateway's firmware server (admin listener, one lws thread) against nginx (Debian
+# nginx-light, one worker: the same share of the machine as the gateway's server thread)
+# serving the same file on loopback, in the same run, with the same client (bench_download).
+# Usage: http_download.sh BUILD_DIR  (DL_SIZE bytes, default 10485760; DL_PARALLEL, default
+# 16; DL_TOTAL downloads per server, default 64)
+set -eu
+BUILD=$(cd "${1:-build}" && pwd)
+SIZE=${DL_SIZE:-10485760}
+PAR=${DL_PARALLEL:-16}
+TOTAL=${DL_TOTAL:-64}
+. "$(dirname "$0")/lib.sh"
+bench_init http_download
+BD="$BUILD/bench/bench_download"
+TO=$((TOTAL * SIZE / 5000000 + 60))
+mkdir -p "$WORK/www" "$WORK/nginx"
+head -c "$SIZE" /dev/urandom >"$WORK/www/fw.bin"
+chmod -R a+rX "$WORK"
+
+# ---- baseline: nginx ----
+NPORT=$(free_port)
+cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx;
+  scgi_temp_path $WORK/nginx;
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:$NPORT; root $WORK/www; }
+}
+CONF
+bench_bg "$WORK/nginx.out" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+wait_port "$NPORT"
+timeout "$TO" "$BD" "http://127.0.0.1:$NPORT/fw.bin" "$SIZE" "$PAR" "$TOTAL" >"$WORK/base.out"
+BASE=$(sed -n 's/.*mb_per_s=\([0-9.]*\).*/\1/p' "$WORK/base.out")
+
+# ---- the gateway's firmware server ----
+gw_config "$WORK/iotgw.json" "[]"
+gw_start "$WORK/iotgw.json"
+admin POST product/create '{"name":"bench-dl"}' >"$WORK/prod.json"
+PID_=$(jget "$WORK/prod.json" 'j.data.id')
+curl -s -X POST -H "Authorization: Bearer $GW_TOKEN" -H 'content-type: application/octet-stream' \
+  --data-binary "@$WORK/www/fw.bin" \
+  "http://127.0.0.1:$ADMIN_PORT/admin-api/iot/ota/firmware/upload?productId=$PID_&name=fw&version=1.0.0&description=bench" \
+  >"$WORK/fw.json"
+FID=$(jget "$WORK/fw.json" 'j.data.id')
+timeout "$TO" "$BD" "http://127.0.0.1:$ADMIN_PORT/ota/firmware/$FID" "$SIZE" "$PAR" "$TOTAL" \
+  "Bearer $GW_TOKEN" >"$WORK/gw.out"
+VALUE=$(sed -n 's/.*mb_per_s=\([0-9.]*\).*/\1/p' "$WORK/gw.out")
+GW_CPU=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+gw_stop
+
+R=$(ratio "$VALUE" "$BASE")
+echo "HTTP download: $TOTAL x $SIZE bytes, $PAR in parallel; gateway $(cat "$WORK/gw.out")"
+echo "  nginx $(cat "$WORK/base.out")"
+bench_row_header
+bench_row "http_download (MB/s)" "$VALUE" "$BASE" "$R" ">=0.8"
+bench_line http_download "$VALUE" MB/s "$BASE" "$R" ">=0.8"

@@ -1,0 +1,58 @@
+#!/bin/bash
+# Benchmark 5 (issue 7): push latency. PUSH_N online MQTT devices (iotgw-sim, subscribed to
+# their topics); one task for all of them; per device the time from sending
+# ota/task/create to the arrival of its thing.ota.upgrade; p50 and p99 (the devices are
+# silent, so nothing else loads the gateway meanwhile; the task ends by the push timeout).
+# Baseline in the same run: the raw broker fan-out, one publisher sending one QoS 1 message
+# to each of PUSH_N subscribers (bench_mqtt fanout-pub / fanout-sub, separate processes,
+# plain mosquitto), latency from the burst start to each arrival.
+# Usage: push_latency.sh BUILD_DIR   (PUSH_N devices, default 1000)
+set -eu
+BUILD=$(cd "${1:-build}" && pwd)
+N=${PUSH_N:-1000}
+. "$(dirname "$0")/lib.sh"
+bench_init push_latency
+BM="$BUILD/bench/bench_mqtt"
+
+# ---- baseline: broker fan-out ----
+BPORT=$(free_port)
+cat >"$WORK/plain.conf" <<CONF
+listener $BPORT 127.0.0.1
+allow_anonymous true
+persistence false
+set_tcp_nodelay true
+max_queued_messages 10000
+log_dest stderr
+CONF
+bench_bg "$WORK/plain.log" mosquitto -c "$WORK/plain.conf"
+BROKER=$BG_PID
+wait_port "$BPORT"
+bench_bg "$WORK/fsub.out" timeout 120 "$BM" fanout-sub "tcp://127.0.0.1:$BPORT" bench/push --n "$N"
+FSUB=$BG_PID
+until grep -q READY "$WORK/fsub.out"; do kill -0 "$FSUB" || { cat "$WORK/fsub.out"; exit 1; }; sleep 0.05; done
+timeout 60 "$BM" fanout-pub "tcp://127.0.0.1:$BPORT" bench/push --n "$N" >"$WORK/fpub.out"
+wait "$FSUB" || true
+BASE_P50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' "$WORK/fsub.out")
+BASE_P99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$WORK/fsub.out")
+kill -TERM "$BROKER"; wait "$BROKER" 2>/dev/null || true
+
+# ---- the gateway: task creation → upgrade at every device ----
+MQ=$(free_port)
+gw_config "$WORK/iotgw.json" "[{\"type\":\"mqtt\",\"name\":\"mqtt\",\"broker\":\"spawn\",\"listen\":\"127.0.0.1:$MQ\"}]"
+gw_start "$WORK/iotgw.json"
+wait_port "$MQ"
+timeout 300 "$BUILD/iotgw-sim" --admin "http://127.0.0.1:$ADMIN_PORT" --token "$GW_TOKEN" \
+  --mqtt "$N" --mqtt-url "tcp://127.0.0.1:$MQ" --task --firmware-size 4096 --silent 1 \
+  --push-timeout 2 --max-retries 0 --timeout 240 --quiet --json "$WORK/sim.json" \
+  >"$WORK/sim.out" 2>&1 || { echo "iotgw-sim reported problems:"; tail -5 "$WORK/sim.out"; }
+gw_stop
+P50=$(jget "$WORK/sim.json" 'j.upgrade.push_latency_ms.p50')
+P99=$(jget "$WORK/sim.json" 'j.upgrade.push_latency_ms.p99')
+PMIN=$(jget "$WORK/sim.json" 'j.upgrade.push_latency_ms.min')
+GOT=$(jget "$WORK/sim.json" 'j.upgrade.push_latency_ms.n')
+R=$(ratio "$P99" "$BASE_P99")
+echo "Push latency: task creation to $N online MQTT devices ($GOT received the upgrade);" \
+  "gateway first $PMIN ms p50 $P50 ms p99 $P99 ms; broker fan-out p50 $BASE_P50 ms p99 $BASE_P99 ms"
+bench_row_header
+bench_row "push_latency_p99_ms (ms)" "$P99" "$BASE_P99" "$R" "<=100"
+bench_line push_latency_p99_ms "$P99" ms "$BASE_P99" "$R" "<=100"
