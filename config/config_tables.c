@@ -423,6 +423,9 @@ static const struct gw__cfg_opt cfg_firmware_opts[] = {
             "admin.listen, e.g. http://127.0.0.1:8080."),
     OPT_STR(T, sign_key, "sign_key", GW__CFG_EMPTY_OK, "", 4096, NULL,
             "Path of an ECDSA P-256 private key (PEM) that signs firmware; empty = unsigned."),
+    OPT_INT(T, max_upload_mb, "max_upload_mb", 0, "256", 1, 65536,
+            "Largest firmware image accepted by upload or fetch, in MiB (streamed to disk, "
+            "never held in memory)."),
 };
 #undef T
 static const struct gw__cfg_table cfg_firmware = TABLE(struct gw_config_firmware,

@@ -179,6 +179,7 @@ struct gw_config_admin {
 struct gw_config_firmware {
     char *base_url; /* never "" after load: derived from admin.listen when not given */
     char *sign_key; /* path of an ECDSA P-256 PEM key, "" = no signing */
+    int max_upload_mb; /* largest firmware image accepted, MiB */
 };
 
 struct gw_config_storage {

@@ -96,7 +96,7 @@ int gw_admin_create(struct gw_core *core, const struct gw_config *cfg, struct gw
         return -ENOMEM;
     adm->core = core;
     adm->cfg = cfg;
-    adm->upload_max = GW_ADM_UPLOAD_MAX;
+    adm->upload_max = (uint64_t)cfg->firmware.max_upload_mb * 1024 * 1024;
     pthread_mutex_init(&adm->sign_lock, NULL);
     pthread_mutex_init(&adm->fw_lock, NULL);
     pthread_mutex_init(&adm->qlock, NULL);

@@ -34,7 +34,6 @@ struct lws_vhost;
 #define GW_ADM_PREFIX "/admin-api/iot/"
 #define GW_ADM_JSON_MAX (64 * 1024)            /* JSON request bodies */
 #define GW_ADM_JSON_BIG (8 * 1024 * 1024)      /* ota/task/create: long deviceIds lists */
-#define GW_ADM_UPLOAD_MAX (256ULL * 1024 * 1024) /* firmware uploads and fetches */
 #define GW_ADM_WORKERS 4
 #define GW_ADM_QUEUE_MAX 64     /* requests waiting for a worker; more → 503 */
 #define GW_ADM_QUERY_MAX 32     /* query parameters per request */

@@ -78,6 +78,7 @@ class Gateway {
       log_level: 'info',
       admin: { listen: `127.0.0.1:${this.ports.admin}`, token: this.token },
       ota: Object.assign({ tick_ms: 100 }, this.opts.ota || {}),
+      firmware: this.opts.firmware || {},
       adapters,
     };
     this.configPath = path.join(this.dir, 'iotgw.json');
