@@ -3,7 +3,8 @@
 # is not modified): for SECONDS seconds each, or, when FUZZ_RUNS is set, for exactly that many
 # executions each. Prints one summary line per target; a finding is copied to
 # tests/fuzz/crashes/ and makes the script fail.
-# usage: run.sh BUILD [SECONDS]   (env FUZZ_RUNS, FUZZ_TARGETS="json binary ...")
+# usage: run.sh BUILD [SECONDS]   (env FUZZ_RUNS, FUZZ_TARGETS="json binary ...", FUZZ_FLAGS
+# for more libFuzzer flags, e.g. "-max_len=512")
 set -eu
 build=${1:-build-fuzz}
 seconds=${2:-60}
@@ -20,7 +21,8 @@ for bin in "$build"/fuzz/fuzz_*; do
   cp -r "$here/corpus/$name/." "$work/$name/" 2>/dev/null || true
   if [ -n "${FUZZ_RUNS:-}" ]; then limit="-runs=$FUZZ_RUNS"; else limit="-max_total_time=$seconds"; fi
   start=$(date +%s)
-  if "$bin" "$limit" -print_final_stats=1 -artifact_prefix="$work/$name-" \
+  # shellcheck disable=SC2086
+  if "$bin" "$limit" ${FUZZ_FLAGS:-} -print_final_stats=1 -artifact_prefix="$work/$name-" \
        "$work/$name" > "$work/$name.log" 2>&1; then
     execs=$(grep -m1 'stat::number_of_executed_units' "$work/$name.log" | awk '{print $2}')
     secs=$(( $(date +%s) - start ))
