@@ -41,7 +41,7 @@ kill -TERM "$BROKER"; wait "$BROKER" 2>/dev/null || true
 
 # ---- the gateway path ----
 MQ=$(free_port)
-gw_config "$WORK/iotgw.json" "[{\"type\":\"mqtt\",\"name\":\"mqtt\",\"broker\":\"spawn\",\"listen\":\"127.0.0.1:$MQ\"}]"
+gw_config "$WORK/iotgw.json" "[{\"type\":\"mqtt\",\"name\":\"mqtt\",\"broker\":\"spawn\",\"listen\":\"127.0.0.1:$MQ\",\"reply_qos\":${MQTT_REPLY_QOS:-0}}]"
 gw_start "$WORK/iotgw.json"
 wait_port "$MQ"
 admin POST product/create '{"name":"bench-mqtt"}' >"$WORK/prod.json"

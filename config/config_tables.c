@@ -310,6 +310,9 @@ static const struct gw__cfg_opt cfg_mqtt_opts[] = {
             "-EAGAIN."),
     OPT_INT(A, u.mqtt.keepalive_s, "keepalive_s", 0, "60", 0, 65535,
             "MQTT keep-alive of the gateway's broker connection, seconds (0 = off)."),
+    OPT_INT(A, u.mqtt.reply_qos, "reply_qos", 0, "0", 0, 1,
+            "QoS of the replies the gateway publishes to device requests (*_reply topics); "
+            "requests to devices (thing.ota.upgrade, ...) are always QoS 1."),
 };
 
 static const struct gw__cfg_opt cfg_coap_opts[] = {

@@ -112,6 +112,7 @@ struct gw_config_mqtt {
     char *client_id;
     int max_inflight;
     int max_buffered;
+    int reply_qos;
     int keepalive_s;
 };
 

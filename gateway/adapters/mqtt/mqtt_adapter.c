@@ -163,6 +163,7 @@ static int mqtt_create(struct gw_core *core, const struct gw_config_adapter *cfg
              m->client_id && m->client_id[0] ? m->client_id : "iotgw");
     a->max_inflight = m->max_inflight;
     a->max_buffered = m->max_buffered;
+    a->reply_qos = m->reply_qos;
     a->keepalive_s = m->keepalive_s;
     a->codec = m->serializer == GW_CONFIG_SERIALIZER_BINARY ? &gw_codec_binary : &gw_codec_json;
     a->backoff_ms = GW_MQTT_BACKOFF_MIN_MS;

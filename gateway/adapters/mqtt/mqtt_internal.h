@@ -83,6 +83,7 @@ struct gw__mqtt_adapter {
     int port;
     bool spawn;
     int max_inflight, max_buffered, keepalive_s;
+    int reply_qos; /* QoS of *_reply publishes (requests to devices are QoS 1) */
     const struct gw_codec_ops *codec; /* downstream serializer */
     char **filters;                   /* the upstream subscription filters */
     int nfilters;

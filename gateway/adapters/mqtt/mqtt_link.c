@@ -288,7 +288,11 @@ static int publish_outgoing(struct gw__mqtt_adapter *a, struct outgoing *o)
     MQTTAsync_message pm = MQTTAsync_message_initializer;
     pm.payload = o->payload;
     pm.payloadlen = (int)o->len;
-    pm.qos = 1;
+    /* A reply confirms a request the device already had acknowledged by the broker; at QoS 0
+     * paho assigns no message id (its linear id search was the gateway's hottest spot under
+     * a stream of QoS 1 reports, bench/README.md) and the broker keeps no in-flight state. A
+     * clean-session device that drops its link loses a QoS 1 reply just the same. */
+    pm.qos = gw_msg_is_reply(o->msg) ? a->reply_qos : 1;
     pm.retained = 0;
     ro.onSuccess = on_pub_ok;
     ro.onFailure = on_pub_fail;

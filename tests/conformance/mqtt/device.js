@@ -7,7 +7,7 @@
 //   {"op":"publish","topic":..,"payload":"text"} or {..,"hex":"7e01.."}
 //                                     → {"ev":"puback","topic":..} | {"ev":"puberror",..}
 //   {"op":"end"}                      → {"ev":"ended"}, then the process exits
-// Unsolicited: {"ev":"message","topic":..,"payload":"<utf8>"}, {"ev":"close"},
+// Unsolicited: {"ev":"message","topic":..,"qos":Q,"payload":"<utf8>"}, {"ev":"close"},
 // {"ev":"reconnect"}. The password is DESIGN §4's HMAC, computed here.
 'use strict';
 
@@ -38,8 +38,9 @@ function connect(c) {
   client.on('reconnect', () => emit({ ev: 'reconnect' }));
   client.on('close', () => emit({ ev: 'close' }));
   client.on('error', (e) => emit({ ev: 'error', message: e.message }));
-  client.on('message', (topic, payload) =>
-    emit({ ev: 'message', topic, payload: payload.toString('utf8'), hex: payload.toString('hex') }));
+  client.on('message', (topic, payload, packet) =>
+    emit({ ev: 'message', topic, qos: packet.qos, payload: payload.toString('utf8'),
+      hex: payload.toString('hex') }));
 }
 
 function handle(c) {

@@ -324,6 +324,7 @@ static void test_submit_ota_upgrade_delivered(void **state)
     assert_int_equal(fx.ad->ops->submit(fx.ad, ota_upgrade("down-1", "dev1")), 0);
     const cJSON *ev = dev_wait(&fx.d1, "message", topic);
     assert_non_null(ev);
+    assert_int_equal(cJSON_GetObjectItem(ev, "qos")->valueint, 1); /* the device subscribed at 1 */
     cJSON *body = cJSON_Parse(cJSON_GetObjectItem(ev, "payload")->valuestring);
     assert_non_null(body);
     assert_string_equal(cJSON_GetObjectItem(body, "id")->valuestring, "down-1");
@@ -335,7 +336,8 @@ static void test_submit_ota_upgrade_delivered(void **state)
     assert_true(WAIT_STAT(msgs_out, out0 + 1)); /* PUBACK from the broker */
 }
 
-/* A reply to a device request goes to the request's _reply topic with its id and code. */
+/* A reply to a device request goes to the request's _reply topic with its id and code, at
+ * reply_qos (0 here: the fixture's config struct leaves it zero, as the config default). */
 static void test_submit_reply_delivered(void **state)
 {
     const char *topic = "/sys/" PK "/dev1/thing/property/post_reply";
@@ -348,6 +350,7 @@ static void test_submit_reply_delivered(void **state)
     assert_int_equal(fx.ad->ops->submit(fx.ad, rep), 0);
     const cJSON *ev = dev_wait(&fx.d1, "message", topic);
     assert_non_null(ev);
+    assert_int_equal(cJSON_GetObjectItem(ev, "qos")->valueint, 0); /* reply_qos defaults to 0 */
     cJSON *body = cJSON_Parse(cJSON_GetObjectItem(ev, "payload")->valuestring);
     assert_non_null(body);
     assert_string_equal(cJSON_GetObjectItem(body, "id")->valuestring, "42");

@@ -118,6 +118,7 @@ static void test_adapter_defaults(void **state)
     assert_string_equal(a[0].u.mqtt.client_id, "iotgw");
     assert_int_equal(a[0].u.mqtt.max_buffered, 10000);
     assert_int_equal(a[0].u.mqtt.keepalive_s, 60);
+    assert_int_equal(a[0].u.mqtt.reply_qos, 0);
     assert_string_equal(a[1].u.coap.dtls_listen.host, "");
     assert_int_equal(a[1].u.coap.block_size, 1024);
     assert_int_equal(a[2].u.http.max_wait_s, 30);
@@ -151,7 +152,7 @@ static void test_overrides(void **state)
         "\"core\":{\"queue_size\":16,\"batch_max\":1},"
         "\"adapters\":["
         "{\"type\":\"mqtt\",\"name\":\"m1\",\"broker\":\"tcp://10.0.0.5:1884\","
-        " \"serializer\":\"binary\",\"keepalive_s\":0},"
+        " \"serializer\":\"binary\",\"keepalive_s\":0,\"reply_qos\":1},"
         "{\"type\":\"coap\",\"listen\":\"0.0.0.0:0\",\"dtls_listen\":\"127.0.0.1:5684\","
         " \"block_size\":16},"
         "{\"type\":\"tcp\",\"listen\":\"127.0.0.1:0\",\"nodelay\":false,\"framing\":"
@@ -194,6 +195,7 @@ static void test_overrides(void **state)
     assert_int_equal(a[0].u.mqtt.broker_addr.port, 1884);
     assert_int_equal(a[0].u.mqtt.serializer, GW_CONFIG_SERIALIZER_BINARY);
     assert_int_equal(a[0].u.mqtt.keepalive_s, 0);
+    assert_int_equal(a[0].u.mqtt.reply_qos, 1);
     assert_string_equal(a[1].listen.host, "0.0.0.0");
     assert_int_equal(a[1].listen.port, 0);
     assert_int_equal(a[1].u.coap.dtls_listen.port, 5684);
@@ -282,6 +284,8 @@ static const struct bad_case bad_cases[] = {
     { "{\"adapters\":[{\"type\":\"coap\",\"block_size\":100}]}",
       "config: adapters[0].block_size: must be a power of two: 16, 32, 64, 128, 256, 512 or 1024 "
       "(got 100)" },
+    { "{\"adapters\":[{\"type\":\"mqtt\",\"reply_qos\":2}]}",
+      "config: adapters[0].reply_qos: must be between 0 and 1 (got 2)" },
     { "{\"adapters\":[{\"type\":\"modbus_tcp_server\",\"customFunctionCode\":64}]}",
       "config: adapters[0].customFunctionCode: must be between 65 and 72 (got 64)" },
     /* bad enum */
