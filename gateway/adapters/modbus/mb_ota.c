@@ -39,7 +39,7 @@
 #define NEVER INT64_MAX
 #define OTA_POLL_MS 200        /* STATUS polling while the device verifies/applies */
 #define OTA_POST_EVERY_MS 250  /* progress reports, at most (unless the step changes) */
-#define OTA_KEEPALIVE_MS 10000 /* a report at least this often keeps the record's timeout */
+#define OTA_KEEPALIVE_MS 10000 /* while blocks are written: keeps the record's timeout */
 #define OTA_MAX_ERRORS 20      /* consecutive failed requests before giving up */
 
 static const char *const step_names[] = {
@@ -73,13 +73,20 @@ static int post_progress(struct gw__mb_dev *dev, int status, int pct, const char
     return gw__mb_dev_post(dev, GW_METHOD_OTA_PROGRESS, rid, p);
 }
 
-/* A status-20 report when the percentage moved (rate-limited) or force. */
-static void progress(struct gw__mb_dev *dev, int pct, const char *desc, int64_t now, bool force)
+/* A status-20 report when forced, when the percentage moved (at most every
+ * OTA_POST_EVERY_MS), or, while the gateway is still writing blocks (advancing), every
+ * OTA_KEEPALIVE_MS so a slow but moving transfer keeps its record's upgrade timeout. A device
+ * whose own PROGRESS stands still while it verifies or applies gets no keepalive: each report
+ * restarts the record's timeout, and a device stuck there must still fail by it. */
+static void progress(struct gw__mb_dev *dev, int pct, const char *desc, int64_t now, bool force,
+                     bool advancing)
 {
     struct gw__mb_ota *j = dev->ota;
+    int64_t since = now - j->last_post_ms;
+    bool moved = pct != j->last_pct && since >= OTA_POST_EVERY_MS;
+    bool keepalive = advancing && since >= OTA_KEEPALIVE_MS;
 
-    if (!force && now - j->last_post_ms < OTA_KEEPALIVE_MS &&
-        (pct == j->last_pct || now - j->last_post_ms < OTA_POST_EVERY_MS))
+    if (!force && !moved && !keepalive)
         return;
     if (post_progress(dev, 20, pct, desc) == 0) {
         j->last_pct = pct;
@@ -171,7 +178,7 @@ void gw__mb_ota_on_upgrade(struct gw__mb_dev *dev, const struct gw_msg *msg, int
     j->step = GW__MB_STEP_CHECK_VERSION;
     j->not_before_ms = now;
     gw__mb_ota_save(dev, now, true);
-    progress(dev, 0, "accepted by the gateway", now, true);
+    progress(dev, 0, "accepted by the gateway", now, true, false);
 }
 
 /* Ends the job without a report: CTRL=3 first when the device may hold part of it. */
@@ -357,7 +364,7 @@ static void after_status(struct gw__mb_dev *dev, int status, int pct, int64_t no
                  pct < 0     ? 0
                  : pct > 100 ? 100
                              : pct,
-                 status == 2 ? "device verifying" : "device applying", now, false);
+                 status == 2 ? "device verifying" : "device applying", now, false, false);
         break;
     case 4:
         j->step = GW__MB_STEP_FINAL_VERSION;
@@ -432,7 +439,7 @@ static void step_ok(struct gw__mb_dev *dev, const struct gw__mb_resp *resp, int6
         j->next_block = 0;
         j->step = GW__MB_STEP_BLOCK;
         gw__mb_ota_save(dev, now, true);
-        progress(dev, 0, "transferring", now, true);
+        progress(dev, 0, "transferring", now, true, true);
         break;
     case GW__MB_STEP_BLOCK: {
         uint64_t bytes;
@@ -444,7 +451,7 @@ static void step_ok(struct gw__mb_dev *dev, const struct gw__mb_resp *resp, int6
         gw__mb_ota_save(dev, now, j->next_block == j->blocks);
         snprintf(desc, sizeof(desc), "transferred %" PRIu32 "/%" PRIu32 " blocks", j->next_block,
                  j->blocks);
-        progress(dev, (int)(bytes * 100 / j->size), desc, now, false);
+        progress(dev, (int)(bytes * 100 / j->size), desc, now, false, true);
         if (j->next_block == j->blocks)
             j->step = GW__MB_STEP_APPLY;
         break;
@@ -458,7 +465,7 @@ static void step_ok(struct gw__mb_dev *dev, const struct gw__mb_resp *resp, int6
                "%s/%s: %s transferred (%" PRIu32 " blocks written in "
                "this run): applying",
                GW__MB_DEV_ARGS(dev), j->version, j->blocks_sent);
-        progress(dev, 100, "transferred: device verifying", now, true);
+        progress(dev, 100, "transferred: device verifying", now, true, false);
         break;
     default:
         break;

@@ -203,3 +203,53 @@ test('OTA over Modbus: transfer, concurrency, MD5 failure, resume after drop and
     const exit2 = await gw.stop();
     assert.deepEqual(exit2, { code: 0, signal: null }, gw.log);
   });
+
+// A device that stops in "verifying" must still fail by the record's upgrade timeout: the
+// gateway reports the device's PROGRESS while it changes, and sends no keepalive for a
+// device that stands still (it did: every 10 s, so such a record stayed upgrading for ever).
+// The timeout is longer than that old keepalive, so the test fails if it comes back.
+test('OTA over Modbus: a device stuck verifying is failed by the upgrade timeout',
+  { timeout: 120000 }, async (t) => {
+    const port = await freePort();
+    const bank = new Bank();
+    const st = attachOta(bank, BASE, { version: '1.0.0', behaviour: 'stuck' });
+    const slave = new Slave(port, new Map([[1, bank]]));
+    await slave.start();
+    const gw = new Gateway({
+      adapters: () => [{ type: 'modbus_tcp_client', name: 'mbc', devices: [] }],
+    });
+    t.after(async () => {
+      if (process.env.GW_SHOW_LOG) console.log(gw.log);
+      await gw.stop('SIGKILL');
+      gw.cleanup();
+      await slave.stop();
+    });
+    await gw.start();
+    const prod = await gw.ok(gw.post('/admin-api/iot/product/create',
+      { name: 'modbus stuck', productKey: 'mbstuck' }));
+    const dev = await gw.createDevice(prod.id, 'stuck-1');
+    await gw.restartWith(() => [
+      { type: 'modbus_tcp_client', name: 'mbc', devices: [{
+        productKey: 'mbstuck', deviceName: 'stuck-1', host: '127.0.0.1', port, unitId: 1,
+        timeoutMs: 1000, retryIntervalMs: 200, otaBase: BASE }] },
+    ]);
+    await until('the device online', async () =>
+      (await gw.ok(gw.get('/admin-api/iot/device/get', { id: dev.id }))).online);
+    const fw = await gw.uploadFirmware(prod.id, '2.0.0', crypto.randomBytes(5 * 240));
+    const timeoutS = 13;
+    const task = await gw.ok(gw.post('/admin-api/iot/ota/task/create', {
+      name: 'stuck', firmwareId: fw.id, deviceScope: 2, deviceIds: [dev.id],
+      upgradeTimeoutS: timeoutS, maxRetries: 0 }));
+    await until('the device verifying', () => st.status === 2 && st.progress === 60);
+    const stuckAt = Date.now();
+    let rec;
+    await until('the record failed by its timeout', async () => {
+      rec = (await records(gw, task))[0];
+      return rec.status === 40;
+    }, 60000, 200);
+    const after = (Date.now() - stuckAt) / 1000;
+    assert.match(rec.description, /timeout/i);
+    assert.equal(rec.progress, 60, 'the last progress the device showed');
+    assert.ok(after >= timeoutS - 1, `failed ${after.toFixed(1)} s after the device stopped`);
+    assert.equal(st.current, '1.0.0');
+  });

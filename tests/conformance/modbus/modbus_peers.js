@@ -156,7 +156,8 @@ class Slave {
 }
 
 // The DESIGN §5.6 profile on bank at base. opts: version (current), behaviour 'ok' |
-// 'badmd5' (the image it assembled fails its MD5 check), onBlock(st, index) after each
+// 'badmd5' (the image it assembled fails its MD5 check) | 'stuck' (stays verifying at 60 %
+// for ever), onBlock(st, index) after each
 // accepted block. Returns the device state (counters for the assertions).
 function attachOta(bank, base, opts = {}) {
   const st = {
@@ -180,6 +181,7 @@ function attachOta(bank, base, opts = {}) {
     setTimeout(() => {
       st.progress = 60;
       sync();
+      if (st.behaviour === 'stuck') return; // verifying at 60 % for ever
       setTimeout(() => {
         const img = Buffer.from(st.image);
         if (st.behaviour === 'badmd5') img[0] ^= 0xff;
