@@ -7,6 +7,8 @@
  * Threads: everything runs on the main thread, in one libuv loop that also drives
  * libwebsockets (lws "foreign loop" mode) for the HTTP clients and the WebSocket devices, and
  * libcoap (its epoll fd in a uv_poll) for the CoAP devices.
+ * Modbus devices (sim_modbus.c) dial in to the gateway over libuv TCP and then serve as
+ * Modbus slaves on that connection (DESIGN §5.6 OTA registers: sim_modbus_regs.c).
  * The one exception is paho MQTTAsync, whose callbacks run on paho's own thread: they only
  * copy what they got into a struct sim_ev and hand it to the loop (sim_ev_post, any
  * thread). Every other function here is main-thread only.
@@ -36,7 +38,7 @@ struct sim_dl;
 #define SIM_VERSION_MAX 32
 #define SIM_URL_MAX 512
 
-enum sim_proto { SIM_MQTT, SIM_TCP, SIM_UDP, SIM_WS, SIM_HTTP, SIM_COAP, SIM_PROTO_N };
+enum sim_proto { SIM_MQTT, SIM_TCP, SIM_UDP, SIM_WS, SIM_HTTP, SIM_COAP, SIM_MODBUS, SIM_PROTO_N };
 
 /* What a device does with an upgrade (shares chosen by flags, assigned deterministically). */
 enum sim_beh {
@@ -84,6 +86,8 @@ struct sim_dev {
     char version[SIM_VERSION_MAX + 1]; /* target of the upgrade being handled */
     char *token;       /* UDP / HTTP session token (owned) */
     void *conn;        /* protocol connection object (owned by the protocol module) */
+    void *pstate;      /* protocol state that outlives a connection (Modbus registers and
+                        * transfer; owned by the protocol module, freed by its fini) */
     struct sim_dl *dl; /* the download of the upgrade being handled (sim_dl.c) */
     int64_t t_link_ms;    /* when the link came up */
     int64_t t_upgrade_ms; /* when the (first) upgrade arrived */
@@ -112,10 +116,13 @@ struct sim_proto_ops {
     void (*disconnect)(struct sim_dev *d);
     /* Frees what init allocated (all links are down). */
     void (*fini)(struct sim *s);
+    /* The gateway drives the device's upgrade itself (Modbus, DESIGN §5.6): no
+     * thing.ota.upgrade reaches it and it sends no thing.ota.progress. */
+    bool ota_by_gateway;
 };
 
 extern const struct sim_proto_ops sim_mqtt_ops, sim_tcp_ops, sim_udp_ops, sim_ws_ops,
-    sim_httpdev_ops, sim_coap_ops;
+    sim_httpdev_ops, sim_coap_ops, sim_modbus_ops;
 
 /* ---- options (sim_opts.c) ---- */
 
@@ -152,6 +159,9 @@ struct sim_opts {
     bool no_connect;              /* provision (and --save-creds), then stop */
     char ready_file[SIM_URL_MAX]; /* created once every device is online */
     uint32_t seed;
+    double udp_loss;              /* share of outgoing UDP datagrams dropped on purpose */
+    uint32_t modbus_ota_base;     /* first holding register of the §5.6 block */
+    char modbus_config[SIM_URL_MAX]; /* write the modbus_tcp_server adapter block here */
 };
 
 int sim_opts_parse(int argc, char **argv, struct sim_opts *o);
@@ -172,6 +182,16 @@ struct sim_counts {
     uint64_t dl_started, dl_done, dl_resumed, dl_errors, dl_bytes;
     uint32_t online[SIM_PROTO_N], online_max[SIM_PROTO_N];
     uint32_t up_ok[SIM_PROTO_N], up_fail[SIM_PROTO_N];
+    uint32_t slow_dl_n[SIM_PROTO_N];       /* completed downloads of slow devices */
+    double slow_dl_ms_min[SIM_PROTO_N];    /* and the shortest of them */
+    /* UDP: requests sent again for lack of a reply, blind copies of progress reports,
+     * datagrams dropped by --udp-loss, replies to a request already settled (ignored),
+     * requests never answered */
+    uint64_t udp_rtx, udp_repeats, udp_lost, udp_late, udp_unanswered;
+    /* Modbus: blocks accepted, out-of-order blocks refused (exception 3), other exception
+     * answers, transfers the gateway restarted with CTRL=1 instead of resuming, transfers
+     * resumed on a new connection */
+    uint64_t mb_blocks, mb_out_of_order, mb_exceptions, mb_restarts, mb_resumed;
 };
 
 struct sim_firmware {
@@ -294,6 +314,10 @@ void sim_dev_dl_progress(struct sim_dev *d, uint64_t got, uint64_t size);
 void sim_dev_dl_done(struct sim_dev *d, int rc, const char *why);
 /* A download slot is free: start the next queued one. */
 void sim_dev_dl_next(struct sim *s);
+/* Gateway-driven upgrades (ops->ota_by_gateway, Modbus §5.6): the gateway began writing
+ * an image for version (its CTRL=1), and the device's verdict on it. */
+void sim_dev_ota_begin(struct sim_dev *d, const char *version, int64_t t_ms);
+void sim_dev_ota_end(struct sim_dev *d, bool ok, const char *why);
 
 /* ---- firmware download (sim_dl.c) ---- */
 
@@ -310,6 +334,8 @@ void sim_dl_free(struct sim_dev *d);
  * from byte `from` on; each block comes to sim_dl_coap_data (0, or -1 to stop), the end (or
  * a failure, why may be NULL) to sim_dl_coap_end. */
 int sim_coap_fetch(struct sim_dev *d, const char *url, uint64_t from);
+/* Slow devices: milliseconds to wait before asking for the bytes up to `upto` (0: ask now). */
+uint64_t sim_dl_pace_ms(struct sim_dev *d, uint64_t upto);
 void sim_coap_fetch_cancel(struct sim_dev *d);
 int sim_dl_coap_data(struct sim_dev *d, uint64_t offset, const uint8_t *p, size_t len);
 void sim_dl_coap_end(struct sim_dev *d, int rc, const char *why);
@@ -370,11 +396,29 @@ void sim_flow_stop(struct sim *s, const char *why);
 int sim_creds_load(struct sim *s, const char *path);
 int sim_creds_save(struct sim *s, const char *path);
 
+/* ---- Modbus devices (sim_modbus.c, sim_modbus_regs.c) ---- */
+
+enum sim_mb_verdict { SIM_MB_ANSWER, SIM_MB_DROP };
+/* The device's registers and transfer state (d->pstate), made on first use. */
+int sim_mb_state(struct sim_dev *d);
+/* Frees d->pstate (its timer closes asynchronously). */
+void sim_mb_free(struct sim_dev *d);
+/* One request PDU from the gateway → the answer PDU in out (at least 253 bytes), its length
+ * in *out_len; SIM_MB_DROP: the drop behaviour hangs up now, unanswered. */
+enum sim_mb_verdict sim_mb_request(struct sim_dev *d, const uint8_t *pdu, size_t len,
+                                   uint8_t *out, size_t *out_len);
+/* A property post: the values go into the property registers the gateway polls. */
+int sim_mb_set_properties(struct sim_dev *d, const cJSON *params);
+/* Writes the modbus_tcp_server adapter block for the run's Modbus devices to path. */
+int sim_modbus_config_save(struct sim *s, const char *path);
+
 /* ---- reporting (sim_report.c) ---- */
 
 void sim_report_line(struct sim *s, bool final);
 int sim_report_json(struct sim *s);
 void sim_lat_add(struct sim *s, double ms);
 void sim_dl_time_add(struct sim *s, double ms);
+/* A download (Modbus: a transfer) of d took ms: kept apart for slow devices, per protocol. */
+void sim_dev_dl_time(struct sim_dev *d, double ms);
 
 #endif

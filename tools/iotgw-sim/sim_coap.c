@@ -8,7 +8,9 @@
  *       comes to the response handler with its offset: sim_dl.c hashes them); a resumed
  *       download asks for the block holding the first missing byte itself and then each
  *       next block while the answer says more follow (libcoap 4.3.1 leaves a transfer the
- *       application started with its own Block2 option to the application).
+ *       application started with its own Block2 option to the application). A `slow`
+ *       device asks for every block itself, from block 0, and waits (a uv timer) before
+ *       each request until --slow-rate allows the bytes it will bring (sim_dl_pace_ms).
  * All requests are confirmable; libcoap retransmits them. One libcoap context for all
  * devices, one client session (its own UDP socket) per device.
  *
@@ -31,8 +33,12 @@
 
 #define OPTION_TOKEN 2088
 #define BLOCK_SZX 6 /* 1024-byte blocks: the gateway's default block_size */
+#define BLOCK_BYTES (1u << (BLOCK_SZX + 4))
+#define NO_BLOCK2 UINT64_MAX /* request(): no Block2 option */
 
 enum req_kind { REQ_AUTH = 1, REQ_OBSERVE, REQ_POST, REQ_FW };
+
+struct coap_pace;
 
 struct coap_conn {
     struct sim *s;
@@ -40,9 +46,19 @@ struct coap_conn {
     coap_session_t *sess;
     uint32_t seq;
     uint32_t fw_seq; /* token of the firmware GET in progress (0: none) */
-    bool fw_manual;  /* resumed: we ask for each block */
+    bool fw_manual;  /* resumed or slow: we ask for each block */
+    bool fw_waiting; /* slow: the pacing timer will ask for fw_next */
+    uint64_t fw_next;
     char *fw_path;   /* path and query of the firmware (owned) */
+    struct coap_pace *pace; /* made on first use */
     bool authed;
+};
+
+/* The pacing timer of a slow download: its own allocation because uv_close is
+ * asynchronous and the connection is freed at once (c is NULL by then). */
+struct coap_pace {
+    uv_timer_t t;
+    struct coap_conn *c;
 };
 
 static coap_context_t *cctx;
@@ -118,7 +134,7 @@ static int add_uri(const char *path_query, coap_optlist_t **opts)
 /* Sends one confirmable request; returns its token sequence number (0 on failure). */
 static uint32_t request(struct coap_conn *c, enum req_kind kind, coap_pdu_code_t code,
                         const char *path_query, const char *payload, bool observe,
-                        uint64_t block2_from)
+                        uint64_t block2_from /* NO_BLOCK2: none */)
 {
     coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, code, coap_new_message_id(c->sess),
                                     coap_session_max_pdu_size(c->sess));
@@ -144,7 +160,7 @@ static uint32_t request(struct coap_conn *c, enum req_kind kind, coap_pdu_code_t
                                        coap_encode_var_safe(v, sizeof(v),
                                                             COAP_MEDIATYPE_APPLICATION_JSON),
                                        v));
-    if (block2_from) {
+    if (block2_from != NO_BLOCK2) {
         uint32_t num = (uint32_t)(block2_from >> (BLOCK_SZX + 4));
         coap_insert_optlist(&opts, coap_new_optlist(
                                        COAP_OPTION_BLOCK2,
@@ -165,6 +181,24 @@ static uint32_t request(struct coap_conn *c, enum req_kind kind, coap_pdu_code_t
     return seq;
 }
 
+static void pace_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Frees the connection (its session is released later, outside libcoap's callbacks). */
+static void conn_free(struct coap_conn *c)
+{
+    end_session(c->sess);
+    c->s->conns_alive--;
+    if (c->pace) {
+        c->pace->c = NULL;
+        uv_close((uv_handle_t *)&c->pace->t, pace_closed);
+    }
+    free(c->fw_path);
+    free(c);
+}
+
 static void lost(struct coap_conn *c, const char *why)
 {
     struct sim_dev *d = c->d;
@@ -173,11 +207,47 @@ static void lost(struct coap_conn *c, const char *why)
         return;
     d->conn = NULL;
     c->d = NULL;
-    end_session(c->sess);
-    c->s->conns_alive--;
-    free(c->fw_path);
-    free(c);
+    conn_free(c);
     sim_dev_link_down(d, why);
+}
+
+static int fw_ask(struct coap_conn *c, uint64_t from);
+
+static void on_pace(uv_timer_t *t)
+{
+    struct coap_pace *p = t->data;
+    struct coap_conn *c = p->c;
+
+    if (!c || !c->d || !c->fw_waiting)
+        return;
+    c->fw_waiting = false;
+    if (fw_ask(c, c->fw_next) != 0)
+        sim_dl_coap_end(c->d, -EIO, "cannot ask for the next block");
+}
+
+/* Asks for the block holding byte `from` (manual transfers), after the pacing wait of a
+ * slow device. */
+static int fw_ask(struct coap_conn *c, uint64_t from)
+{
+    uint64_t wait = sim_dl_pace_ms(c->d, from + BLOCK_BYTES);
+
+    if (wait) {
+        if (!c->pace) {
+            c->pace = calloc(1, sizeof(*c->pace));
+            if (!c->pace)
+                return -ENOMEM;
+            c->pace->c = c;
+            uv_timer_init(c->s->loop, &c->pace->t);
+            c->pace->t.data = c->pace;
+        }
+        c->fw_next = from;
+        c->fw_waiting = true;
+        uv_timer_start(&c->pace->t, on_pace, wait, 0);
+        return 0;
+    }
+    c->fw_seq = request(c, REQ_FW, COAP_REQUEST_CODE_GET, c->fw_path, NULL, false,
+                        c->fw_manual ? from : NO_BLOCK2);
+    return c->fw_seq ? 0 : -EIO;
 }
 
 static void on_auth(struct coap_conn *c, const cJSON *root)
@@ -198,7 +268,7 @@ static void on_auth(struct coap_conn *c, const cJSON *root)
     free(d->token);
     d->token = strdup(tok->valuestring);
     snprintf(path, sizeof(path), "topic/sys/%s/%s/thing/ota/upgrade", d->pk, d->dn);
-    if (!request(c, REQ_OBSERVE, COAP_REQUEST_CODE_GET, path, NULL, true, 0))
+    if (!request(c, REQ_OBSERVE, COAP_REQUEST_CODE_GET, path, NULL, true, NO_BLOCK2))
         lost(c, "cannot register the Observe");
 }
 
@@ -244,11 +314,9 @@ static void on_fw_block(struct coap_conn *c, const coap_pdu_t *received, bool ok
     } else if (!more) {
         c->fw_seq = 0;
         sim_dl_coap_end(c->d, 0, NULL);
-    } else if (c->fw_manual) {
-        c->fw_seq = request(c, REQ_FW, COAP_REQUEST_CODE_GET, c->fw_path, NULL, false,
-                            offset + len);
-        if (!c->fw_seq)
-            sim_dl_coap_end(c->d, -EIO, "cannot ask for the next block");
+    } else if (c->fw_manual && fw_ask(c, offset + len) != 0) {
+        c->fw_seq = 0;
+        sim_dl_coap_end(c->d, -EIO, "cannot ask for the next block");
     }
 }
 
@@ -271,7 +339,7 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
     seq = (uint32_t)tok.s[1] << 24 | (uint32_t)tok.s[2] << 16 | (uint32_t)tok.s[3] << 8 | tok.s[4];
     coap_get_data_large(received, &len, &data, &offset, &total);
     if (tok.s[0] == REQ_FW) {
-        if (seq == c->fw_seq)
+        if (seq == c->fw_seq && !c->fw_waiting)
             on_fw_block(c, received, ok, data, len, offset, total);
         return COAP_RESPONSE_OK; /* (or a transfer we gave up) */
     }
@@ -374,13 +442,11 @@ static int coap_sim_connect(struct sim_dev *d)
     cJSON_AddStringToObject(p, "password", pw);
     text = cJSON_PrintUnformatted(p);
     cJSON_Delete(p);
-    if (!text || !request(c, REQ_AUTH, COAP_REQUEST_CODE_POST, "auth", text, false, 0)) {
+    if (!text || !request(c, REQ_AUTH, COAP_REQUEST_CODE_POST, "auth", text, false, NO_BLOCK2)) {
         free(text);
         d->conn = NULL;
         c->d = NULL;
-        end_session(c->sess);
-        s->conns_alive--;
-        free(c);
+        conn_free(c);
         return -EIO;
     }
     free(text);
@@ -399,7 +465,7 @@ static int post(struct sim_dev *d, const char *method, const char *suffix, char 
     }
     sim_method_path(method, mp, sizeof(mp));
     snprintf(path, sizeof(path), "topic/sys/%s/%s/%s%s", d->pk, d->dn, mp, suffix);
-    ok = request(c, REQ_POST, COAP_REQUEST_CODE_POST, path, text, false, 0);
+    ok = request(c, REQ_POST, COAP_REQUEST_CODE_POST, path, text, false, NO_BLOCK2);
     free(text);
     return ok ? 0 : -EIO;
 }
@@ -423,10 +489,7 @@ static void coap_sim_disconnect(struct sim_dev *d)
         return;
     d->conn = NULL;
     c->d = NULL;
-    end_session(c->sess);
-    c->s->conns_alive--;
-    free(c->fw_path);
-    free(c);
+    conn_free(c);
 }
 
 int sim_coap_fetch(struct sim_dev *d, const char *url, uint64_t from)
@@ -441,18 +504,22 @@ int sim_coap_fetch(struct sim_dev *d, const char *url, uint64_t from)
     if (!c->fw_path)
         return -ENOMEM;
     /* a resume asks for the block holding byte `from` (sim_dl skips what it already has) */
-    from &= ~(uint64_t)((1u << (BLOCK_SZX + 4)) - 1);
-    c->fw_manual = from > 0;
-    c->fw_seq = request(c, REQ_FW, COAP_REQUEST_CODE_GET, p, NULL, false, from);
-    return c->fw_seq ? 0 : -EIO;
+    from &= ~(uint64_t)(BLOCK_BYTES - 1);
+    c->fw_manual = from > 0 || d->beh == SIM_BEH_SLOW;
+    c->fw_waiting = false;
+    return fw_ask(c, from);
 }
 
 void sim_coap_fetch_cancel(struct sim_dev *d)
 {
     struct coap_conn *c = d->proto == SIM_COAP ? d->conn : NULL;
 
-    if (c)
-        c->fw_seq = 0; /* later blocks are ignored; the session's end stops the transfer */
+    if (!c)
+        return;
+    c->fw_seq = 0; /* later blocks are ignored; the session's end stops the transfer */
+    c->fw_waiting = false;
+    if (c->pace)
+        uv_timer_stop(&c->pace->t);
 }
 
 static void close_cb(uv_handle_t *h)

@@ -8,6 +8,9 @@
  * Behaviours (enum sim_beh) bend that: silent devices never answer the upgrade, drop devices
  * lose their link halfway through the download and resume it with Range once back, slow
  * devices download at --slow-rate.
+ * Modbus devices (ops->ota_by_gateway) get no thing.ota.upgrade: the gateway writes the image
+ * into their registers (DESIGN §5.6), so sim_modbus_regs.c reports the start and the verdict
+ * here (sim_dev_ota_begin/_end) and the same counters and checks apply.
  *
  * Main thread. Invariants: link CONNECTING is counted in sim.connecting, UP in sim.linked
  * and c.online[proto]; a device is in at most one of connq, dlq, leaveq at a time (qnext);
@@ -61,6 +64,8 @@ static void send_final(struct sim_dev *d)
     const char *desc = ok ? "upgraded" : d->beh == SIM_BEH_FAIL ? "simulated failure"
                                                                   : "download or verification failed";
 
+    if (sim_proto(d->proto)->ota_by_gateway)
+        return; /* the gateway reports for it */
     if (d->link != SIM_LINK_UP || send_progress(d, ok ? STATUS_SUCCESS : STATUS_FAILURE,
                                                 ok ? 100 : d->last_step, desc) != 0)
         d->final_pending = true;
@@ -215,6 +220,28 @@ static const char *str_param(const cJSON *params, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* A new upgrade to version arrived at t_ms: records it and its push latency. false when the
+ * device is silent (it ignores the upgrade and is done). */
+static bool upgrade_taken(struct sim_dev *d, const char *version, int64_t t_ms)
+{
+    struct sim *s = d->sim;
+
+    snprintf(d->version, sizeof(d->version), "%s", version);
+    d->t_upgrade_ms = t_ms;
+    d->last_step = 0;
+    d->dropped = false;
+    if (s->o.max_online)
+        sim_lat_add(s, (double)(t_ms - d->t_link_ms));
+    else if (s->t_task_ms)
+        sim_lat_add(s, (double)(t_ms - s->t_task_ms));
+    if (d->beh != SIM_BEH_SILENT)
+        return true;
+    d->ota = SIM_OTA_IGNORED;
+    s->c.ignored++;
+    mark_done(d);
+    return false;
+}
+
 static void on_upgrade(struct sim_dev *d, const cJSON *params, int64_t t_ms)
 {
     struct sim *s = d->sim;
@@ -240,20 +267,8 @@ static void on_upgrade(struct sim_dev *d, const cJSON *params, int64_t t_ms)
         s->c.dup_upgrades++; /* another version while busy: a real device finishes first */
         return;
     }
-    snprintf(d->version, sizeof(d->version), "%s", ver);
-    d->t_upgrade_ms = t_ms;
-    d->last_step = 0;
-    d->dropped = false;
-    if (s->o.max_online)
-        sim_lat_add(s, (double)(t_ms - d->t_link_ms));
-    else if (s->t_task_ms)
-        sim_lat_add(s, (double)(t_ms - s->t_task_ms));
-    if (d->beh == SIM_BEH_SILENT) {
-        d->ota = SIM_OTA_IGNORED;
-        s->c.ignored++;
-        mark_done(d);
+    if (!upgrade_taken(d, ver, t_ms))
         return;
-    }
     send_progress(d, STATUS_UPGRADING, 0, "downloading");
     if (sim_dl_begin(d, url, (uint64_t)size->valuedouble, md5, sha ? sha : "",
                      d->beh == SIM_BEH_SLOW,
@@ -264,6 +279,32 @@ static void on_upgrade(struct sim_dev *d, const cJSON *params, int64_t t_ms)
     d->ota = SIM_OTA_QUEUED;
     sim_devq_push(&s->dlq, d);
     sim_dev_dl_next(s);
+}
+
+void sim_dev_ota_begin(struct sim_dev *d, const char *version, int64_t t_ms)
+{
+    struct sim *s = d->sim;
+
+    if (d->ota != SIM_OTA_NONE && strcmp(version, d->version) == 0) {
+        s->c.dup_upgrades++; /* the same image again (a re-push after a timeout) */
+        return;
+    }
+    s->c.upgrades++;
+    if (!upgrade_taken(d, version, t_ms))
+        return;
+    d->ota = SIM_OTA_DOWNLOADING;
+    s->c.dl_started++;
+}
+
+void sim_dev_ota_end(struct sim_dev *d, bool ok, const char *why)
+{
+    struct sim *s = d->sim;
+
+    if (d->ota != SIM_OTA_DOWNLOADING)
+        return;
+    if (!ok && d->beh != SIM_BEH_FAIL)
+        s->c.verify_fail++; /* the image it got does not match */
+    finish_upgrade(d, ok, why);
 }
 
 void sim_dev_on_message(struct sim_dev *d, const cJSON *msg, int64_t t_ms)

@@ -4,7 +4,8 @@
  * Content-Range starting at N), MD5 and SHA-256 computed while the bytes arrive (mbedTLS),
  * size and both digests checked at the end.
  *
- * Behaviours: `slow` paces the reads to --slow-rate with lws rx flow control and a timer;
+ * Behaviours: `slow` paces the reads to --slow-rate with lws rx flow control and a timer
+ * (CoAP: sim_coap.c waits sim_dl_pace_ms between block requests);
  * `drop_at` makes the device drop everything at that byte (the device then reconnects and
  * resumes: sim_dev.c). Unexpected breaks are resumed up to DL_MAX_RETRIES times.
  *
@@ -97,14 +98,32 @@ static void pace_close_cb(uv_handle_t *h)
     free(h->data);
 }
 
+/* Milliseconds until the byte budget of this attempt (--slow-rate since it began) covers
+ * the bytes up to `upto`; 0 when it already does. */
+static uint64_t pace_wait(const struct sim_dl *dl, uint64_t upto, uint32_t rate)
+{
+    int64_t elapsed = sim_now_ms() - dl->t_attempt_ms;
+    uint64_t allowed = (uint64_t)(elapsed > 0 ? elapsed : 0) * rate / 1000;
+    uint64_t ahead = upto > dl->attempt_start ? upto - dl->attempt_start : 0;
+
+    return ahead <= allowed || rate == 0 ? 0 : (ahead - allowed) * 1000 / rate + 1;
+}
+
+uint64_t sim_dl_pace_ms(struct sim_dev *d, uint64_t upto)
+{
+    struct sim_dl *dl = d->dl;
+
+    if (!dl || !dl->slow)
+        return 0;
+    return pace_wait(dl, upto < dl->size ? upto : dl->size, d->sim->o.slow_rate);
+}
+
 /* Slow download: stop reading until the byte budget of the elapsed time covers what we got. */
 static void pace(struct sim_dl *dl, struct sim *s)
 {
-    int64_t elapsed = sim_now_ms() - dl->t_attempt_ms;
-    uint64_t allowed = (uint64_t)(elapsed > 0 ? elapsed : 0) * s->o.slow_rate / 1000;
-    uint64_t ahead = dl->got - dl->attempt_start;
+    uint64_t wait = pace_wait(dl, dl->got, s->o.slow_rate);
 
-    if (ahead <= allowed)
+    if (wait == 0)
         return;
     if (!dl->pace) {
         dl->pace = calloc(1, sizeof(*dl->pace));
@@ -116,7 +135,7 @@ static void pace(struct sim_dl *dl, struct sim *s)
     }
     dl->paused = true;
     lws_rx_flow_control(dl->wsi, 0);
-    uv_timer_start(&dl->pace->t, pace_cb, (ahead - allowed) * 1000 / s->o.slow_rate + 1, 0);
+    uv_timer_start(&dl->pace->t, pace_cb, wait, 0);
 }
 
 static int on_data(struct sim_dl *dl, const uint8_t *in, size_t len)
@@ -138,7 +157,7 @@ static int on_data(struct sim_dl *dl, const uint8_t *in, size_t len)
         return -1;
     }
     if (dl->slow && dl->wsi)
-        pace(dl, d->sim); /* CoAP: libcoap asks for the blocks; no pacing there */
+        pace(dl, d->sim); /* CoAP: sim_coap.c paces its block requests (sim_dl_pace_ms) */
     return 0;
 }
 
@@ -187,7 +206,7 @@ static void attempt_over(struct sim_dl *dl)
             return;
     }
     if (o == DL_OK)
-        sim_dl_time_add(d->sim, (double)(sim_now_ms() - dl->t_start_ms));
+        sim_dev_dl_time(d, (double)(sim_now_ms() - dl->t_start_ms));
     sim_dev_dl_done(d, o == DL_OK ? 0 : o == DL_DROPPED ? -EINTR : -EIO, dl->why);
 }
 

@@ -404,6 +404,8 @@ void sim_flow_start(struct sim *s)
             return;
         }
     if (s->o.creds_in[0]) {
+        if (s->o.modbus_config[0] && sim_modbus_config_save(s, s->o.modbus_config) != 0)
+            sim_problem(s, "cannot write %s", s->o.modbus_config);
         sim_flow_next(s, SIM_PH_UPLOAD);
         return;
     }

@@ -63,6 +63,7 @@ void sim_problem(struct sim *s, const char *fmt, ...)
 static const struct sim_proto_ops *const protos[SIM_PROTO_N] = {
     [SIM_MQTT] = &sim_mqtt_ops, [SIM_TCP] = &sim_tcp_ops,  [SIM_UDP] = &sim_udp_ops,
     [SIM_WS] = &sim_ws_ops,     [SIM_HTTP] = &sim_httpdev_ops, [SIM_COAP] = &sim_coap_ops,
+    [SIM_MODBUS] = &sim_modbus_ops,
 };
 
 const struct sim_proto_ops *sim_proto(enum sim_proto p)
@@ -72,7 +73,8 @@ const struct sim_proto_ops *sim_proto(enum sim_proto p)
 
 const char *sim_proto_name(enum sim_proto p)
 {
-    static const char *names[SIM_PROTO_N] = { "mqtt", "tcp", "udp", "ws", "http", "coap" };
+    static const char *names[SIM_PROTO_N] = { "mqtt", "tcp", "udp", "ws", "http", "coap",
+                                                "modbus" };
     return p < SIM_PROTO_N ? names[p] : "?";
 }
 

@@ -34,12 +34,21 @@ static const struct opt_row rows[] = {
     { "ws", K_U32, O(count[SIM_WS]), "N", "WebSocket devices (JSON text frames)" },
     { "http", K_U32, O(count[SIM_HTTP]), "N", "HTTP devices (long-poll downstream)" },
     { "coap", K_U32, O(count[SIM_COAP]), "N", "CoAP devices (Observe downstream, Block2)" },
+    { "modbus", K_U32, O(count[SIM_MODBUS]), "N",
+      "Modbus TCP devices dialling in (modbus_tcp_server; OTA by registers)" },
     { "mqtt-url", K_STR, O(endpoint[SIM_MQTT]), "URL", "broker, tcp://127.0.0.1:1883" },
     { "tcp-url", K_STR, O(endpoint[SIM_TCP]), "URL", "tcp://127.0.0.1:8091" },
     { "udp-url", K_STR, O(endpoint[SIM_UDP]), "URL", "udp://127.0.0.1:8093" },
     { "ws-url", K_STR, O(endpoint[SIM_WS]), "URL", "ws://127.0.0.1:8094/ws" },
     { "http-url", K_STR, O(endpoint[SIM_HTTP]), "URL", "http://127.0.0.1:8092" },
     { "coap-url", K_STR, O(endpoint[SIM_COAP]), "URL", "coap://127.0.0.1:5683" },
+    { "modbus-url", K_STR, O(endpoint[SIM_MODBUS]), "URL", "tcp://127.0.0.1:1502" },
+    { "modbus-ota-base", K_U32, O(modbus_ota_base), "A",
+      "first holding register of the OTA block (default 4096)" },
+    { "modbus-config", K_STR, O(modbus_config), "FILE",
+      "write the gateway's modbus_tcp_server block for the devices" },
+    { "udp-loss", K_SHARE, O(udp_loss), "P",
+      "drop this share of outgoing UDP datagrams (by --seed)" },
     { "creds", K_STR, O(creds_in), "FILE", "use the devices of FILE instead of creating them" },
     { "save-creds", K_STR, O(creds_out), "FILE", "write the devices used to FILE" },
     { "product", K_STR, O(product), "NAME", "name of the product to create (default sim-<time>)" },
@@ -48,8 +57,9 @@ static const struct opt_row rows[] = {
     { "fail", K_SHARE, O(share[SIM_BEH_FAIL]), "P", "share of devices whose upgrade fails" },
     { "silent", K_SHARE, O(share[SIM_BEH_SILENT]), "P", "share that never reports (timeouts)" },
     { "drop", K_SHARE, O(share[SIM_BEH_DROP]), "P",
-      "share that disconnects mid-download, reconnects and resumes with Range" },
-    { "slow", K_SHARE, O(share[SIM_BEH_SLOW]), "P", "share downloading at --slow-rate" },
+      "share that drops its link mid-download (or mid-transfer) and resumes" },
+    { "slow", K_SHARE, O(share[SIM_BEH_SLOW]), "P",
+      "share downloading at --slow-rate (Modbus: answering at that pace)" },
     { "slow-rate", K_U32, O(slow_rate), "B", "bytes/s of a slow download (default 65536)" },
     { "storm-at", K_DBL, O(storm_at_s), "S", "reconnect storm S seconds after all are online" },
     { "storm-share", K_SHARE, O(storm_share), "P", "share of devices in the storm (default 1)" },
@@ -172,6 +182,8 @@ static void defaults(struct sim_opts *o)
     snprintf(o->endpoint[SIM_WS], SIM_URL_MAX, "ws://127.0.0.1:8094/ws");
     snprintf(o->endpoint[SIM_HTTP], SIM_URL_MAX, "http://127.0.0.1:8092");
     snprintf(o->endpoint[SIM_COAP], SIM_URL_MAX, "coap://127.0.0.1:5683");
+    snprintf(o->endpoint[SIM_MODBUS], SIM_URL_MAX, "tcp://127.0.0.1:1502");
+    o->modbus_ota_base = 4096;
     snprintf(o->admin_url, SIM_URL_MAX, "http://127.0.0.1:8080");
     snprintf(o->prefix, sizeof(o->prefix), "sim");
     snprintf(o->fw_version, sizeof(o->fw_version), "sim-2.0.0");
@@ -244,6 +256,11 @@ int sim_opts_parse(int argc, char **argv, struct sim_opts *o)
     }
     if (o->max_online && !o->task) {
         fprintf(stderr, "iotgw-sim: --max-online needs --task (devices leave once upgraded)\n");
+        return -1;
+    }
+    /* the property registers sit at 0..1 (sim_modbus_regs.c); the block is 170 registers */
+    if (o->modbus_ota_base < 2 || o->modbus_ota_base > 65536 - 170) {
+        fprintf(stderr, "iotgw-sim: --modbus-ota-base: 2..65366\n");
         return -1;
     }
     if (o->task && !o->fw_file[0] && o->fw_size == 0)

@@ -245,6 +245,8 @@ static void create_more_devices(struct sim *s)
     if (s->phase == SIM_PH_PROVISION && s->pending_admin == 0 && s->next_to_create >= s->n) {
         if (s->o.creds_out[0] && sim_creds_save(s, s->o.creds_out) != 0)
             sim_problem(s, "cannot write %s", s->o.creds_out);
+        if (s->o.modbus_config[0] && sim_modbus_config_save(s, s->o.modbus_config) != 0)
+            sim_problem(s, "cannot write %s", s->o.modbus_config);
         sim_flow_next(s, SIM_PH_UPLOAD);
     }
 }

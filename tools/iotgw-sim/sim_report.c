@@ -26,6 +26,17 @@ void sim_dl_time_add(struct sim *s, double ms)
         s->dl_ms[s->n_dl++] = ms;
 }
 
+void sim_dev_dl_time(struct sim_dev *d, double ms)
+{
+    struct sim_counts *c = &d->sim->c;
+
+    sim_dl_time_add(d->sim, ms);
+    if (d->beh != SIM_BEH_SLOW)
+        return;
+    if (!c->slow_dl_n[d->proto]++ || ms < c->slow_dl_ms_min[d->proto])
+        c->slow_dl_ms_min[d->proto] = ms;
+}
+
 static const char *phase_label(enum sim_phase p)
 {
     static const char *n[] = { "provision", "upload", "task", "connect", "task",
@@ -40,16 +51,24 @@ void sim_report_line(struct sim *s, bool final)
     double dt = s->last_report_ms ? (double)(now - s->last_report_ms) / 1000.0 : secs;
     uint64_t msgs = s->c.sent + s->c.received;
     double rate = dt > 0 ? (double)(msgs - s->last_sent) / dt : 0;
-    char extra[96] = "";
+    char extra[96] = "", per[160] = "";
+    size_t k = 0;
 
     if (s->phase == SIM_PH_PROVISION)
         snprintf(extra, sizeof(extra), " created %u/%u", s->next_to_create, s->n);
     else if (s->task_id)
         snprintf(extra, sizeof(extra), " task[30]=%" PRIu64 " [40]=%" PRIu64, s->task_counts[3],
                  s->task_counts[4]);
-    fprintf(stderr, "[%7.1fs] %-9s online %u/%u upgraded %" PRIu64 " failed %" PRIu64
+    /* online per protocol in use, e.g. " (tcp 3 udp 3 modbus 2)" */
+    for (int p = 0; p < SIM_PROTO_N && k + 24 < sizeof(per); p++)
+        if (s->o.count[p])
+            k += (size_t)snprintf(per + k, sizeof(per) - k, "%s%s %u", k ? " " : " (",
+                                  sim_proto_name(p), s->c.online[p]);
+    if (k)
+        snprintf(per + k, sizeof(per) - k, ")");
+    fprintf(stderr, "[%7.1fs] %-9s online %u/%u%s upgraded %" PRIu64 " failed %" PRIu64
             " silent %" PRIu64 " dl %u msgs/s %.0f%s%s",
-            secs, phase_label(s->phase), s->linked, s->n, s->c.upgraded, s->c.failed,
+            secs, phase_label(s->phase), s->linked, s->n, per, s->c.upgraded, s->c.failed,
             s->c.ignored, s->downloads, rate, extra,
             final || !isatty(STDERR_FILENO) ? "\n" : "\r");
     s->last_sent = msgs;
@@ -107,6 +126,27 @@ static void add_protocols(struct sim *s, cJSON *root)
         cJSON_AddNumberToObject(o, "online_max", s->c.online_max[p]);
         cJSON_AddNumberToObject(o, "upgraded", s->c.up_ok[p]);
         cJSON_AddNumberToObject(o, "failed", s->c.up_fail[p]);
+        if (s->c.slow_dl_n[p]) {
+            cJSON *sl = cJSON_AddObjectToObject(o, "slow_downloads");
+            cJSON_AddNumberToObject(sl, "n", s->c.slow_dl_n[p]);
+            cJSON_AddNumberToObject(sl, "min_ms", s->c.slow_dl_ms_min[p]);
+        }
+    }
+    if (count[SIM_UDP]) {
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(pr, "udp");
+        cJSON_AddNumberToObject(o, "retransmissions", (double)s->c.udp_rtx);
+        cJSON_AddNumberToObject(o, "report_copies", (double)s->c.udp_repeats);
+        cJSON_AddNumberToObject(o, "dropped_on_purpose", (double)s->c.udp_lost);
+        cJSON_AddNumberToObject(o, "late_replies", (double)s->c.udp_late);
+        cJSON_AddNumberToObject(o, "unanswered", (double)s->c.udp_unanswered);
+    }
+    if (count[SIM_MODBUS]) {
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(pr, "modbus");
+        cJSON_AddNumberToObject(o, "blocks", (double)s->c.mb_blocks);
+        cJSON_AddNumberToObject(o, "out_of_order", (double)s->c.mb_out_of_order);
+        cJSON_AddNumberToObject(o, "exceptions", (double)s->c.mb_exceptions);
+        cJSON_AddNumberToObject(o, "restarts", (double)s->c.mb_restarts);
+        cJSON_AddNumberToObject(o, "resumed", (double)s->c.mb_resumed);
     }
 }
 

@@ -6,26 +6,17 @@
 // failure as the behaviour mix says, mid-download drops resumed with Range or Block2, a
 // silent device failed by the push timeout). The simulator's own checks (nothing lost, nothing left
 // active, counts as the mix says) decide its exit code; this test reads its JSON summary too.
+// A second run on the same gateway loses 30 % of the UDP devices' datagrams on purpose
+// (--udp-loss: their login and progress reports must be retransmitted for every upgrade to
+// end) and makes the CoAP devices slow (Block2 requests paced to --slow-rate).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Gateway, until, portOpen } = require('../lib/gateway');
+const { runSim } = require('./run_sim');
 
 const SIM = process.env.GW_SIM;
-
-function runSim(args, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(SIM, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    const timer = setTimeout(() => { p.kill('SIGKILL'); }, timeoutMs);
-    p.once('error', reject);
-    p.once('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out, err }); });
-  });
-}
 
 test('iotgw-sim: a few devices per protocol through a full upgrade', { timeout: 110000 },
   async (t) => {
@@ -91,6 +82,36 @@ test('iotgw-sim: a few devices per protocol through a full upgrade', { timeout: 
     assert.ok(summary.messages.sent > 0 && summary.messages.received > 0);
     const saved = JSON.parse(fs.readFileSync(creds, 'utf8'));
     assert.equal(saved.devices.length, devices);
+
+    // ---- lossy UDP, slow CoAP ----
+    const json2 = path.join(gw.dir, 'sim2.json');
+    const size = 60000, rate = 100000;
+    const r2 = await runSim([
+      '--admin', `http://127.0.0.1:${gw.ports.admin}`, '--token', gw.token,
+      '--udp', '4', '--udp-url', `udp://127.0.0.1:${gw.ports.udp}`,
+      '--coap', '2', '--coap-url', `coap://127.0.0.1:${gw.ports.coap}`,
+      '--task', '--firmware-size', String(size), '--slow', '1', '--slow-rate', String(rate),
+      '--udp-loss', '0.3', '--seed', '7', '--push-timeout', '30', '--timeout', '60',
+      '--json', json2, '--quiet',
+    ], 70000);
+    const s2 = fs.existsSync(json2) ? JSON.parse(fs.readFileSync(json2, 'utf8')) : null;
+    assert.equal(r2.code, 0, `iotgw-sim (lossy UDP, slow CoAP) failed (${r2.code} ${r2.signal}):\n` +
+      `${r2.err}\n${r2.out}\ngateway log:\n${gw.log.slice(-6000)}`);
+    assert.deepEqual(s2.problems, []);
+    const udp = s2.protocols.udp;
+    assert.equal(udp.upgraded, 4, 'every UDP device upgraded despite the losses');
+    assert.ok(udp.dropped_on_purpose > 0, 'datagrams were dropped');
+    // logins lost with --seed 7 are sent again until answered; reports that move the
+    // record are repeated (the gateway only answers a report it rejects)
+    assert.ok(udp.retransmissions > 0, `${udp.retransmissions} login retransmissions`);
+    assert.ok(udp.report_copies > 0);
+    assert.equal(udp.unanswered, 0);
+    const coap = s2.protocols.coap;
+    assert.equal(coap.upgraded, 2);
+    assert.equal(coap.slow_downloads.n, 2);
+    assert.ok(coap.slow_downloads.min_ms >= size * 1000 / rate,
+      `a slow CoAP download took ${coap.slow_downloads.min_ms} ms, less than size/rate`);
+    assert.equal(s2.task.final.statusCounts['30'], 6);
 
     const exit = await gw.stop('SIGTERM');
     assert.deepEqual(exit, { code: 0, signal: null }, gw.log.slice(-4000));
