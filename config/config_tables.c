@@ -313,6 +313,10 @@ static const struct gw__cfg_opt cfg_mqtt_opts[] = {
     OPT_INT(A, u.mqtt.reply_qos, "reply_qos", 0, "0", 0, 1,
             "QoS of the replies the gateway publishes to device requests (*_reply topics); "
             "requests to devices (thing.ota.upgrade, ...) are always QoS 1."),
+    OPT_INT(A, u.mqtt.broker_queue_mb, "broker_queue_mb", 0, "256", 1, 2047,
+            "Spawned broker: megabytes of QoS 1 messages it queues for one client beyond those "
+            "in flight (the gateway's own connection above all, while it catches up); beyond "
+            "it the broker drops messages."),
 };
 
 static const struct gw__cfg_opt cfg_coap_opts[] = {

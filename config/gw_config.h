@@ -113,6 +113,7 @@ struct gw_config_mqtt {
     int max_inflight;
     int max_buffered;
     int reply_qos;
+    int broker_queue_mb;
     int keepalive_s;
 };
 

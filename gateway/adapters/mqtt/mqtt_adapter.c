@@ -148,7 +148,8 @@ static int mqtt_create(struct gw_core *core, const struct gw_config_adapter *cfg
     struct gw__mqtt_adapter *a;
 
     *out = NULL;
-    if (cfg->type != GW_CONFIG_ADAPTER_MQTT || m->max_buffered < 1 || m->max_inflight < 1)
+    if (cfg->type != GW_CONFIG_ADAPTER_MQTT || m->max_buffered < 1 || m->max_inflight < 1 ||
+        m->reply_qos < 0 || m->reply_qos > 1 || (m->spawn && m->broker_queue_mb < 1))
         return -EINVAL;
     if (!(a = calloc(1, sizeof(*a))))
         return -ENOMEM;
@@ -164,6 +165,7 @@ static int mqtt_create(struct gw_core *core, const struct gw_config_adapter *cfg
     a->max_inflight = m->max_inflight;
     a->max_buffered = m->max_buffered;
     a->reply_qos = m->reply_qos;
+    a->broker_queue_mb = m->broker_queue_mb;
     a->keepalive_s = m->keepalive_s;
     a->codec = m->serializer == GW_CONFIG_SERIALIZER_BINARY ? &gw_codec_binary : &gw_codec_json;
     a->backoff_ms = GW_MQTT_BACKOFF_MIN_MS;
@@ -234,6 +236,7 @@ static int start_broker(struct gw__mqtt_adapter *a)
         .plugin_path = plugin,
         .db_dir = db_dir,
         .gateway_secret = a->secret,
+        .queue_mb = a->broker_queue_mb,
         .on_exit = gw__mqtt_on_broker_exit,
         .on_ready = gw__mqtt_on_broker_ready,
         .ctx = a,

@@ -51,6 +51,7 @@ struct gw__mqtt_broker {
     char *tag, *data_dir, *host, *plugin_path, *db_dir, *secret;
     char *dir, *conf_path, *log_path, *pid_path;
     int port;
+    int queue_mb;
     void (*on_exit)(void *ctx);
     void (*on_ready)(void *ctx);
     void *ctx;
@@ -218,7 +219,7 @@ int gw__mqtt_broker_create(const struct gw__mqtt_broker_opts *o, struct gw__mqtt
     *out = NULL;
     if (!o || !conf_value_ok(o->tag) || !o->data_dir || !conf_value_ok(o->host) || o->port <= 0 ||
         o->port > 65535 || !conf_value_ok(o->plugin_path) || !conf_value_ok(o->db_dir) ||
-        !conf_value_ok(o->gateway_secret))
+        !conf_value_ok(o->gateway_secret) || o->queue_mb <= 0 || o->queue_mb > 2047)
         return -EINVAL;
     b = calloc(1, sizeof(*b));
     if (!b)
@@ -234,6 +235,7 @@ int gw__mqtt_broker_create(const struct gw__mqtt_broker_opts *o, struct gw__mqtt
     b->log_path = b->dir ? path_join(b->dir, "mosquitto.log") : NULL;
     b->pid_path = b->dir ? path_join(b->dir, "mosquitto.pid") : NULL;
     b->port = o->port;
+    b->queue_mb = o->queue_mb;
     b->on_exit = o->on_exit;
     b->on_ready = o->on_ready;
     b->ctx = o->ctx;
@@ -341,8 +343,11 @@ static int write_conf(struct gw__mqtt_broker *b)
             "log_dest stderr\n"
             "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n"
             "set_tcp_nodelay true\n"
-            "# the gateway is one subscriber for every device: let it lag a little\n"
-            "max_queued_messages 10000\n"
+            "# The gateway is one subscriber for every device: a burst it takes longer to store\n"
+            "# than devices take to send waits here. A count bound (it was 10000) made the\n"
+            "# broker drop device reports it had acknowledged; bound the bytes instead.\n"
+            "max_queued_messages 0\n"
+            "max_queued_bytes %lld\n"
             "plugin %s\n"
             "plugin_opt_db_path %s\n"
             "plugin_opt_gateway_user %s\n"
@@ -350,7 +355,7 @@ static int write_conf(struct gw__mqtt_broker *b)
             "# exit when the gateway dies, so no device report is acknowledged and then lost\n"
             "plugin_opt_exit_with_gateway 1\n"
             "%s",
-            b->tag, b->port, b->host, b->plugin_path, b->db_dir, GW_MQTT_GATEWAY_USER, b->secret,
+            b->tag, b->port, b->host, (long long)b->queue_mb * 1048576, b->plugin_path, b->db_dir, GW_MQTT_GATEWAY_USER, b->secret,
             as_root ? "# plugin or store not reachable by user mosquitto: stay root\nuser root\n"
                     : "");
     if (as_root)

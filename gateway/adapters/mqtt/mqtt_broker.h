@@ -34,6 +34,7 @@ struct gw__mqtt_broker_opts {
     const char *plugin_path;     /* absolute path of iotgw_auth.so */
     const char *db_dir;          /* the store directory the plugin opens read-only */
     const char *gateway_secret;  /* the gateway account's password */
+    int queue_mb;                /* per-client queue bound of the broker, MB (> 0) */
     void (*on_exit)(void *ctx);  /* the broker died (not called for gw__mqtt_broker_stop) */
     void (*on_ready)(void *ctx); /* a restarted broker accepts connections */
     void *ctx;

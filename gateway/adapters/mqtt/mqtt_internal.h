@@ -84,6 +84,7 @@ struct gw__mqtt_adapter {
     bool spawn;
     int max_inflight, max_buffered, keepalive_s;
     int reply_qos; /* QoS of *_reply publishes (requests to devices are QoS 1) */
+    int broker_queue_mb; /* spawned broker: per-client queue bound */
     const struct gw_codec_ops *codec; /* downstream serializer */
     char **filters;                   /* the upstream subscription filters */
     int nfilters;

@@ -120,6 +120,7 @@ static int setup(void **state)
     fx.cfg.u.mqtt.max_inflight = 2;
     fx.cfg.u.mqtt.max_buffered = 3;
     fx.cfg.u.mqtt.keepalive_s = 10;
+    fx.cfg.u.mqtt.broker_queue_mb = 16;
 
     const struct gw_adapter_ops *ops = gw_mqtt_adapter_type();
     if (strcmp(ops->name, "mqtt") != 0)

@@ -119,6 +119,7 @@ static void test_adapter_defaults(void **state)
     assert_int_equal(a[0].u.mqtt.max_buffered, 10000);
     assert_int_equal(a[0].u.mqtt.keepalive_s, 60);
     assert_int_equal(a[0].u.mqtt.reply_qos, 0);
+    assert_int_equal(a[0].u.mqtt.broker_queue_mb, 256);
     assert_string_equal(a[1].u.coap.dtls_listen.host, "");
     assert_int_equal(a[1].u.coap.block_size, 1024);
     assert_int_equal(a[2].u.http.max_wait_s, 30);
