@@ -267,16 +267,29 @@ void gw_msg_unref(struct gw_msg *msg)
     free(msg);
 }
 
+/* The process's id nonce (0 = not drawn yet) and counter. One getrandom per process instead
+ * of one per message: at 10 000 MQTT reports a second that syscall was measurable. */
+static _Atomic uint64_t id_nonce;
+static _Atomic uint64_t id_counter;
+
 int gw_msg_assign_id(struct gw_msg *msg)
 {
-    char hex[GW_MSG_ID_LEN + 1];
-    int rc;
+    uint64_t nonce = atomic_load_explicit(&id_nonce, memory_order_acquire);
 
-    assert(atomic_load_explicit(&msg->refs, memory_order_relaxed) == 1);
-    rc = gw_random_hex(hex, GW_MSG_ID_LEN / 2);
-    if (rc)
-        return rc;
-    memcpy(msg->id, hex, sizeof(hex));
+    if (nonce == 0) {
+        uint64_t expected = 0;
+        int rc;
+
+        while (nonce == 0)
+            if ((rc = gw_random_bytes(&nonce, sizeof(nonce))) != 0)
+                return rc;
+        /* the first thread's draw wins; a thread that lost the race adopts it */
+        if (!atomic_compare_exchange_strong_explicit(&id_nonce, &expected, nonce,
+                                                     memory_order_acq_rel, memory_order_acquire))
+            nonce = expected;
+    }
+    gw_msg_assign_id_seq(msg, nonce,
+                         atomic_fetch_add_explicit(&id_counter, 1, memory_order_relaxed));
     return 0;
 }
 

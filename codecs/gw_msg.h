@@ -136,9 +136,10 @@ struct gw_msg *gw_msg_ref(struct gw_msg *msg);
 void gw_msg_unref(struct gw_msg *msg);
 
 /*
- * Sets id to 32 random lowercase hex (kernel CSPRNG): the gateway's "acceptance". Only while
- * the caller holds the only reference, once per message. If the device sent no id,
- * request_id becomes this id. Returns 0 or -errno from getrandom.
+ * Sets id to 32 lowercase hex, unique in the process and across restarts: a random nonce
+ * drawn once per process (kernel CSPRNG), then a counter. The gateway's "acceptance". Only
+ * while the caller holds the only reference, once per message. If the device sent no id,
+ * request_id becomes this id. Returns 0 or -errno from getrandom (first call only).
  */
 int gw_msg_assign_id(struct gw_msg *msg);
 /* Same with a caller-supplied sequence: id = 16 hex of hi then 16 hex of lo (e.g. a boot

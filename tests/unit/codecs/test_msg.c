@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -81,6 +82,54 @@ static void test_missing_request_id_follows_id(void **state)
     assert_string_equal(r->request_id, m->id);
     gw_msg_unref(r);
     gw_msg_unref(m);
+}
+
+#define ID_THREADS 4
+#define IDS_PER_THREAD 5000
+
+static void *assign_ids(void *arg)
+{
+    char (*ids)[GW_MSG_ID_LEN + 1] = arg;
+
+    for (int i = 0; i < IDS_PER_THREAD; i++) {
+        struct gw_msg *m = NULL;
+        if (gw_msg_new_request(GW_METHOD_AUTH, "x", "", "", NULL, &m) != 0 ||
+            gw_msg_assign_id(m) != 0) {
+            gw_msg_unref(m);
+            return (void *)1;
+        }
+        memcpy(ids[i], m->id, sizeof(ids[i]));
+        gw_msg_unref(m);
+    }
+    return NULL;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Ids assigned by several threads at once (the first calls race for the process nonce) are
+ * all distinct and well-formed. */
+static void test_ids_unique_across_threads(void **state)
+{
+    static char ids[ID_THREADS * IDS_PER_THREAD][GW_MSG_ID_LEN + 1];
+    pthread_t th[ID_THREADS];
+    void *ret;
+
+    (void)state;
+    for (int t = 0; t < ID_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, assign_ids, ids[t * IDS_PER_THREAD]), 0);
+    for (int t = 0; t < ID_THREADS; t++) {
+        assert_int_equal(pthread_join(th[t], &ret), 0);
+        assert_null(ret);
+    }
+    qsort(ids, ID_THREADS * IDS_PER_THREAD, sizeof(ids[0]), id_cmp);
+    for (int i = 0; i < ID_THREADS * IDS_PER_THREAD; i++) {
+        assert_int_equal(strspn(ids[i], "0123456789abcdef"), GW_MSG_ID_LEN);
+        if (i > 0)
+            assert_string_not_equal(ids[i - 1], ids[i]);
+    }
 }
 
 static void test_ids(void **state)
@@ -333,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_missing_request_id_follows_id),
         cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_ids_unique_across_threads),
         cmocka_unit_test(test_reply_keeps_method_and_request_id),
         cmocka_unit_test(test_copy_with_identity),
         cmocka_unit_test(test_invariants),
