@@ -293,6 +293,10 @@ void sim_method_path(const char *method, char *out, size_t len);
 
 /* "scheme://IP:PORT" (or "IP:PORT") → a socket address (sim_tcp.c). */
 int sim_endpoint_addr(const char *url, const char *scheme, struct sockaddr_storage *out);
+/* Writes head then tail (tail may be NULL) to a stream as one request, copied (sim_tcp.c).
+ * 0 or a libuv error; a failed write later shows up as a read error or EOF. */
+int sim_stream_write(uv_stream_t *s, const void *head, size_t hlen, const void *tail,
+                     size_t tlen);
 
 /* ---- devices (sim_dev.c) ---- */
 
@@ -301,6 +305,10 @@ void sim_dev_connect(struct sim_dev *d);
 /* Called by protocol modules, main thread. */
 void sim_dev_link_up(struct sim_dev *d);
 void sim_dev_link_down(struct sim_dev *d, const char *why);
+/* A protocol connection ended by itself: unhooks it from its device (*slot is the
+ * connection's device pointer, set to NULL) and calls sim_dev_link_down. Nothing when the
+ * connection was unhooked already. */
+void sim_dev_conn_lost(struct sim_dev **slot, const char *why);
 /* A downstream message (request or reply) of the device; msg borrowed; t_ms when it arrived. */
 void sim_dev_on_message(struct sim_dev *d, const cJSON *msg, int64_t t_ms);
 /* Sends an upstream request with a fresh id. params borrowed. */
@@ -395,6 +403,8 @@ void sim_flow_tick(struct sim *s);
 void sim_flow_stop(struct sim *s, const char *why);
 int sim_creds_load(struct sim *s, const char *path);
 int sim_creds_save(struct sim *s, const char *path);
+/* Writes root as indented JSON and a newline to path. 0 or -EIO. */
+int sim_json_write_file(const char *path, const cJSON *root);
 
 /* ---- Modbus devices (sim_modbus.c, sim_modbus_regs.c) ---- */
 

@@ -414,3 +414,14 @@ void sim_method_path(const char *method, char *out, size_t len)
         out[i] = method[i] == '.' ? '/' : method[i];
     out[i] = '\0';
 }
+
+void sim_dev_conn_lost(struct sim_dev **slot, const char *why)
+{
+    struct sim_dev *d = *slot;
+
+    if (!d)
+        return;
+    *slot = NULL;
+    d->conn = NULL;
+    sim_dev_link_down(d, why);
+}

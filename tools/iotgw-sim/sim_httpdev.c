@@ -80,13 +80,7 @@ static void release(struct hd_conn *c)
 
 static void lost(struct hd_conn *c, const char *why)
 {
-    struct sim_dev *d = c->d;
-
-    if (!d)
-        return;
-    c->d = NULL;
-    d->conn = NULL;
-    sim_dev_link_down(d, why);
+    sim_dev_conn_lost(&c->d, why);
 }
 
 static void on_done(void *arg, int status, const char *body, size_t len);

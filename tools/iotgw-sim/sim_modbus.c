@@ -53,12 +53,6 @@ struct mb_conn {
     size_t held_len;
 };
 
-struct mb_write {
-    uv_write_t w;
-    uv_buf_t b;
-    uint8_t data[];
-};
-
 static struct sockaddr_storage mb_addr;
 
 static int mb_init(struct sim *s, const char *endpoint)
@@ -93,35 +87,13 @@ static void close_conn(struct mb_conn *c)
 /* The link ended by itself (error, EOF, refused login). */
 static void lost(struct mb_conn *c, const char *why)
 {
-    struct sim_dev *d = c->d;
-
     close_conn(c);
-    if (!d)
-        return;
-    c->d = NULL;
-    d->conn = NULL;
-    sim_dev_link_down(d, why);
-}
-
-static void on_write(uv_write_t *w, int status)
-{
-    (void)status; /* a failed write shows up as a read error or EOF too */
-    free(w);
+    sim_dev_conn_lost(&c->d, why);
 }
 
 static int write_adu(struct mb_conn *c, const uint8_t *adu, size_t len)
 {
-    struct mb_write *w = malloc(sizeof(*w) + len);
-    int rc;
-
-    if (!w)
-        return -ENOMEM;
-    memcpy(w->data, adu, len);
-    w->b = uv_buf_init((char *)w->data, (unsigned)len);
-    rc = uv_write(&w->w, (uv_stream_t *)&c->h, &w->b, 1, on_write);
-    if (rc != 0)
-        free(w);
-    return rc;
+    return sim_stream_write((uv_stream_t *)&c->h, adu, len, NULL, 0);
 }
 
 /* MBAP header + pdu into adu; returns the ADU's length. */

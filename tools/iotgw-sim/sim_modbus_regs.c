@@ -497,8 +497,6 @@ int sim_modbus_config_save(struct sim *s, const char *path)
 {
     cJSON *root = cJSON_CreateObject(), *devs;
     const char *listen = strstr(s->o.endpoint[SIM_MODBUS], "://");
-    char *text = NULL;
-    FILE *f;
     int rc = -EIO;
 
     if (!root)
@@ -527,16 +525,8 @@ int sim_modbus_config_save(struct sim *s, const char *path)
         cJSON_AddItemToArray(pts, point("temperature", 0, "INT16", 0.1));
         cJSON_AddItemToArray(pts, point("humidity", 1, "UINT16", 1));
     }
-    text = cJSON_Print(root);
-    f = text ? fopen(path, "w") : NULL;
-    if (f) {
-        if (fputs(text, f) >= 0 && fputc('\n', f) != EOF)
-            rc = 0;
-        if (fclose(f) != 0)
-            rc = -EIO;
-    }
+    rc = sim_json_write_file(path, root);
 out:
-    cJSON_free(text);
     cJSON_Delete(root);
     return rc;
 }

@@ -163,11 +163,25 @@ out:
     return rc;
 }
 
+int sim_json_write_file(const char *path, const cJSON *root)
+{
+    char *text = cJSON_Print(root);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int rc = -EIO;
+
+    if (f) {
+        if (fputs(text, f) >= 0 && fputc('\n', f) != EOF)
+            rc = 0;
+        if (fclose(f) != 0)
+            rc = -EIO;
+    }
+    cJSON_free(text);
+    return rc;
+}
+
 int sim_creds_save(struct sim *s, const char *path)
 {
     cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "devices");
-    char *text;
-    FILE *f;
     int rc = -EIO;
 
     if (!root || !arr)
@@ -186,15 +200,7 @@ int sim_creds_save(struct sim *s, const char *path)
         cJSON_AddStringToObject(o, "protocol", sim_proto_name(d->proto));
         cJSON_AddItemToArray(arr, o);
     }
-    text = cJSON_Print(root);
-    f = text ? fopen(path, "w") : NULL;
-    if (f) {
-        if (fputs(text, f) >= 0 && fputc('\n', f) != EOF)
-            rc = 0;
-        if (fclose(f) != 0)
-            rc = -EIO;
-    }
-    cJSON_free(text);
+    rc = sim_json_write_file(path, root);
 out:
     cJSON_Delete(root);
     return rc;

@@ -81,15 +81,9 @@ static void on_close(uv_handle_t *h)
 /* The link ended by itself (error, EOF, refused login). */
 static void lost(struct tcp_conn *c, const char *why)
 {
-    struct sim_dev *d = c->d;
-
     if (!uv_is_closing((uv_handle_t *)&c->h))
         uv_close((uv_handle_t *)&c->h, on_close);
-    if (!d)
-        return;
-    c->d = NULL;
-    d->conn = NULL;
-    sim_dev_link_down(d, why);
+    sim_dev_conn_lost(&c->d, why);
 }
 
 static void on_write(uv_write_t *w, int status)
@@ -98,23 +92,29 @@ static void on_write(uv_write_t *w, int status)
     free(w);
 }
 
-static int write_text(struct tcp_conn *c, char *text)
+int sim_stream_write(uv_stream_t *s, const void *head, size_t hlen, const void *tail,
+                     size_t tlen)
 {
-    size_t n = strlen(text);
-    struct wreq *w = malloc(sizeof(*w) + n + 1);
+    struct wreq *w = malloc(sizeof(*w) + hlen + tlen);
     int rc;
 
-    if (!w) {
-        free(text);
-        return -ENOMEM;
-    }
-    memcpy((char *)(w + 1), text, n);
-    ((char *)(w + 1))[n] = '\n';
-    free(text);
-    w->b = uv_buf_init((char *)(w + 1), (unsigned)n + 1);
-    rc = uv_write(&w->w, (uv_stream_t *)&c->h, &w->b, 1, on_write);
+    if (!w)
+        return UV_ENOMEM;
+    memcpy((char *)(w + 1), head, hlen);
+    if (tlen)
+        memcpy((char *)(w + 1) + hlen, tail, tlen);
+    w->b = uv_buf_init((char *)(w + 1), (unsigned)(hlen + tlen));
+    rc = uv_write(&w->w, s, &w->b, 1, on_write);
     if (rc != 0)
         free(w);
+    return rc;
+}
+
+static int write_text(struct tcp_conn *c, char *text)
+{
+    int rc = sim_stream_write((uv_stream_t *)&c->h, text, strlen(text), "\n", 1);
+
+    free(text);
     return rc;
 }
 

@@ -100,14 +100,8 @@ static void close_conn(struct udp_conn *c)
 
 static void lost(struct udp_conn *c, const char *why)
 {
-    struct sim_dev *d = c->d;
-
     close_conn(c);
-    if (!d)
-        return;
-    c->d = NULL;
-    d->conn = NULL;
-    sim_dev_link_down(d, why);
+    sim_dev_conn_lost(&c->d, why);
 }
 
 struct sreq {

@@ -93,13 +93,7 @@ static void conn_free(struct ws_conn *c)
 
 static void lost(struct ws_conn *c, const char *why)
 {
-    struct sim_dev *d = c->d;
-
-    if (!d)
-        return;
-    c->d = NULL;
-    d->conn = NULL;
-    sim_dev_link_down(d, why);
+    sim_dev_conn_lost(&c->d, why);
 }
 
 static int send_auth(struct ws_conn *c)
