@@ -23,7 +23,7 @@ listener $BPORT 127.0.0.1
 allow_anonymous true
 persistence false
 set_tcp_nodelay true
-max_queued_messages 0
+max_queued_messages 100000000
 max_queued_bytes 268435456
 log_dest stderr
 CONF
