@@ -233,6 +233,7 @@ struct sim {
     uint32_t beh_count[SIM_BEH_N];
 
     struct sim_counts c;
+    int64_t t_gw_online_ms; /* the gateway's admin API showed every device online */
     int64_t t0_ms, t_connect_ms, t_online_ms, t_task_ms, t_task_end_ms, t_hold_ms, t_storm_ms;
     bool storm_done, all_online_seen;
     double *lat_ms;         /* push latencies (task creation or link-up → upgrade) */

@@ -215,6 +215,8 @@ int sim_report_json(struct sim *s)
     o = cJSON_AddObjectToObject(root, "times_s");
     cJSON_AddNumberToObject(o, "connect_to_all_online", secs_between(s->t_connect_ms,
                                                                       s->t_online_ms));
+    cJSON_AddNumberToObject(o, "all_online_to_gateway_online",
+                            secs_between(s->t_online_ms, s->t_gw_online_ms));
     cJSON_AddNumberToObject(o, "task_create_to_end", secs_between(s->t_task_ms,
                                                                    s->t_task_end_ms));
     add_protocols(s, root);
