@@ -82,6 +82,24 @@ gw_config() {
 EOF
 }
 
+# plain_broker: mosquitto without the gateway's plugin but with its broker's queue settings
+# (mqtt_broker.c), on a free port → BPORT, BROKER (pid); the raw substrate of the baselines.
+plain_broker() {
+  BPORT=$(free_port)
+  cat >"$WORK/plain.conf" <<CONF
+listener $BPORT 127.0.0.1
+allow_anonymous true
+persistence false
+set_tcp_nodelay true
+max_queued_messages 100000000
+max_queued_bytes 268435456
+log_dest stderr
+CONF
+  bench_bg "$WORK/plain.log" mosquitto -c "$WORK/plain.conf"
+  BROKER=$BG_PID
+  wait_port "$BPORT"
+}
+
 gw_start() { # gw_start CONFIG → GW_PID; waits for the admin API
   bench_bg "$WORK/gateway.log" "$BUILD/iotgw" -c "$1"
   GW_PID=$BG_PID

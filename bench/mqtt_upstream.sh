@@ -23,19 +23,7 @@ RUNS=${MQTT_RUNS:-3}
 # between runs of one hour.
 one_run() {
   # ---- baseline: publisher → plain subscriber through mosquitto ----
-  BPORT=$(free_port)
-  cat >"$WORK/plain.conf" <<CONF
-listener $BPORT 127.0.0.1
-allow_anonymous true
-persistence false
-set_tcp_nodelay true
-max_queued_messages 100000000
-max_queued_bytes 268435456
-log_dest stderr
-CONF
-  bench_bg "$WORK/plain.log" mosquitto -c "$WORK/plain.conf"
-  BROKER=$BG_PID
-  wait_port "$BPORT"
+  plain_broker
   TOPIC=/sys/pkbench/devbench/thing/property/post
   bench_bg "$WORK/sub.out" timeout "$TO" "$BM" sub "tcp://127.0.0.1:$BPORT" "$TOPIC" --qos "$QOS" --n "$N"
   SUB=$BG_PID

@@ -24,19 +24,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)
 # so the script repeats the pair RUNS times and reports medians (each run is printed).
 one_run() {
   # ---- baseline: broker fan-out ----
-  BPORT=$(free_port)
-  cat >"$WORK/plain.conf" <<CONF
-listener $BPORT 127.0.0.1
-allow_anonymous true
-persistence false
-set_tcp_nodelay true
-max_queued_messages 100000000
-max_queued_bytes 268435456
-log_dest stderr
-CONF
-  bench_bg "$WORK/plain.log" mosquitto -c "$WORK/plain.conf"
-  BROKER=$BG_PID
-  wait_port "$BPORT"
+  plain_broker
   bench_bg "$WORK/fsub.out" timeout 120 "$BM" fanout-sub "tcp://127.0.0.1:$BPORT" bench/push --n "$N"
   FSUB=$BG_PID
   until grep -q READY "$WORK/fsub.out"; do kill -0 "$FSUB" || { cat "$WORK/fsub.out"; exit 1; }; sleep 0.05; done
