@@ -19,6 +19,7 @@
  *   (gw_core.h); they never call storage, the engine or each other.
  */
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct gw_core;
@@ -34,6 +35,27 @@ struct gw_adapter_stats {
     uint64_t dropped_out;   /* submits refused (-EAGAIN, not connected) */
     uint64_t queue_depth;   /* downstream messages waiting */
 };
+
+/* The traffic counters every adapter keeps (any thread, relaxed atomics); gw_adapter_stats
+ * takes its msgs/dropped fields from them through gw_adapter_counters_read. */
+struct gw_adapter_counters {
+    atomic_uint_fast64_t msgs_in, msgs_out, dropped_in, dropped_out;
+};
+
+static inline void gw_adapter_count(atomic_uint_fast64_t *counter)
+{
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+/* Fills out's msgs_in/msgs_out/dropped_in/dropped_out; leaves its other fields alone. */
+static inline void gw_adapter_counters_read(struct gw_adapter_counters *c,
+                                            struct gw_adapter_stats *out)
+{
+    out->msgs_in = atomic_load_explicit(&c->msgs_in, memory_order_relaxed);
+    out->msgs_out = atomic_load_explicit(&c->msgs_out, memory_order_relaxed);
+    out->dropped_in = atomic_load_explicit(&c->dropped_in, memory_order_relaxed);
+    out->dropped_out = atomic_load_explicit(&c->dropped_out, memory_order_relaxed);
+}
 
 struct gw_adapter_ops {
     const char *name; /* the config's "type" */

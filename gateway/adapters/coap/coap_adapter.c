@@ -225,7 +225,7 @@ static int coap_submit(struct gw_adapter *ad, struct gw_msg *msg)
     }
     pthread_mutex_unlock(&a->lock);
     if (rc) {
-        atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_out);
         gw_msg_unref(msg);
     }
     return rc;
@@ -537,10 +537,7 @@ static void coap_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
     out->sessions = gw__coap_reachable_locked(a);
     out->queue_depth = a->rlen;
     pthread_mutex_unlock(&a->lock);
-    out->msgs_in = atomic_load_explicit(&a->msgs_in, memory_order_relaxed);
-    out->msgs_out = atomic_load_explicit(&a->msgs_out, memory_order_relaxed);
-    out->dropped_in = atomic_load_explicit(&a->dropped_in, memory_order_relaxed);
-    out->dropped_out = atomic_load_explicit(&a->dropped_out, memory_order_relaxed);
+    gw_adapter_counters_read(&a->ctr, out);
 }
 
 static const struct gw_adapter_ops gw_coap_ops = {

@@ -131,7 +131,7 @@ struct gw__coap {
     size_t dev_nb, n_devs;
 
     /* statistics (relaxed atomics: stats reads them on another thread) */
-    atomic_uint_fast64_t msgs_in, msgs_out, dropped_in, dropped_out;
+    struct gw_adapter_counters ctr;
 };
 
 /* ---- coap_adapter.c ---- */

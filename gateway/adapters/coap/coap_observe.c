@@ -446,9 +446,9 @@ void gw__coap_deliver(struct gw__coap *a, struct gw_msg *msg)
     if (rc == 0)
         rc = notify(&d->obs[res], buf, len);
     if (rc == 0) {
-        atomic_fetch_add_explicit(&a->msgs_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.msgs_out);
     } else {
-        atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_out);
         gw_log(rc == GW_E_DEVICE_NOT_CONNECTED ? GW_LOG_DEBUG : GW_LOG_WARN, a->base.name,
                "%s to %s/%s dropped: %s", gw_msg_method_name(msg), msg->product_key,
                msg->device_name, rc == -EMSGSIZE ? "larger than one datagram" : gw_strerror(rc));

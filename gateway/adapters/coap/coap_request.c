@@ -305,7 +305,7 @@ static int post(struct gw__coap *a, struct gw_msg *m, uint64_t *handle_out, char
     }
     snprintf(id_out, GW_MSG_ID_LEN + 1, "%s", m->id);
     rc = gw_core_post(a->base.core, m);
-    atomic_fetch_add_explicit(rc ? &a->dropped_in : &a->msgs_in, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(rc ? &a->ctr.dropped_in : &a->ctr.msgs_in, 1, memory_order_relaxed);
     return rc;
 }
 
@@ -454,7 +454,7 @@ static void hnd_auth(coap_resource_t *resource, coap_session_t *session, const c
     else
         cJSON_Delete(params);
     if (rc) {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw__coap_respond_err(resource, session, req, resp, rc);
         return;
     }
@@ -516,7 +516,7 @@ static void topic_post(struct gw__coap *a, coap_resource_t *resource, coap_sessi
     if (rc == 0)
         rc = topic_decode(t, req, &m);
     if (rc) {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_DEBUG, a->base.name, "POST /topic/sys/%s/%s/%.*s refused: %s", t->pk, t->dn,
                (int)t->tail_len, t->tail, gw_strerror(rc));
         gw__coap_respond_err(resource, session, req, resp, rc);

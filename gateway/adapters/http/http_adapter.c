@@ -141,7 +141,7 @@ static int http_submit(struct gw_adapter *ad, struct gw_msg *msg)
         lws_cancel_service(a->lws); /* under lock: stop cannot destroy the context meanwhile */
     pthread_mutex_unlock(&a->lock);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_out);
         gw_msg_unref(msg);
     }
     return rc;
@@ -327,10 +327,7 @@ static void http_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
     out->sessions = a->n_reachable;
     out->queue_depth = a->n_queued;
     pthread_mutex_unlock(&a->lock);
-    out->msgs_in = atomic_load_explicit(&a->msgs_in, memory_order_relaxed);
-    out->msgs_out = atomic_load_explicit(&a->msgs_out, memory_order_relaxed);
-    out->dropped_in = atomic_load_explicit(&a->dropped_in, memory_order_relaxed);
-    out->dropped_out = atomic_load_explicit(&a->dropped_out, memory_order_relaxed);
+    gw_adapter_counters_read(&a->ctr, out);
 }
 
 static const struct gw_adapter_ops gw_http_ops = {

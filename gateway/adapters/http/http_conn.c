@@ -179,12 +179,12 @@ static void post_and_wait(struct gw__http_conn *c, struct gw_msg *m)
     c->phase = GW__HTTP_WAIT;
     rc = gw_core_post(a->base.core, m);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw__http_pend_cancel(c);
         gw__http_send_envelope(c, 503, "gateway busy, retry later", NULL);
         return;
     }
-    atomic_fetch_add_explicit(&a->msgs_in, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.msgs_in);
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0); /* our sul is the deadline */
     lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul, on_wait_deadline,
                      (lws_usec_t)GW_HTTP_REPLY_WAIT_S * LWS_US_PER_SEC);
@@ -208,11 +208,11 @@ static void post_and_answer(struct gw__http_conn *c, struct gw_msg *m)
     m->origin.session = 0; /* nobody waits for an answer */
     rc = gw_core_post(a->base.core, m);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw__http_send_envelope(c, 503, "gateway busy, retry later", NULL);
         return;
     }
-    atomic_fetch_add_explicit(&a->msgs_in, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.msgs_in);
     data = cJSON_CreateObject();
     if (data)
         cJSON_AddStringToObject(data, "messageId", id);
@@ -295,7 +295,7 @@ static void on_topic_body(struct gw__http_conn *c)
     if (rc == 0)
         rc = check_topic(t, &m);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&c->a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&c->a->ctr.dropped_in);
         gw_msg_unref(m);
         send_error(c, rc);
         return;

@@ -50,7 +50,7 @@ static void drop_queue_locked(struct gw__http *a, struct gw__http_dev *d)
         d->qlen--;
         if (a) {
             a->n_queued--;
-            atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+            gw_adapter_count(&a->ctr.dropped_out);
         }
     }
 }
@@ -173,7 +173,7 @@ static void send_array(struct gw__http_conn *c, struct gw_msg **msgs, size_t n)
         if (rc == 0) {
             total += lens[k++] + 1;
         } else {
-            atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+            gw_adapter_count(&a->ctr.dropped_out);
             gw_log(GW_LOG_WARN, a->base.name, "cannot encode %s for %s/%s: %s",
                    gw_msg_method_name(msgs[i]), msgs[i]->product_key, msgs[i]->device_name,
                    gw_strerror(rc));
@@ -191,7 +191,7 @@ static void send_array(struct gw__http_conn *c, struct gw_msg **msgs, size_t n)
         }
         text[off++] = ']';
         text[off] = '\0';
-        atomic_fetch_add_explicit(&a->msgs_out, k, memory_order_relaxed);
+        atomic_fetch_add_explicit(&a->ctr.msgs_out, k, memory_order_relaxed);
     }
     for (size_t i = 0; i < k; i++)
         free(enc[i]);

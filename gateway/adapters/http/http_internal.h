@@ -101,7 +101,7 @@ struct gw__http {
     struct gw__http_dev *ready;     /* devices whose parked poll can be answered */
 
     atomic_uint_fast64_t next_handle; /* the last handle given out */
-    atomic_uint_fast64_t msgs_in, msgs_out, dropped_in, dropped_out;
+    struct gw_adapter_counters ctr;
 };
 
 int64_t gw__http_mono_ms(void);

@@ -463,10 +463,10 @@ static int mbc_submit(struct gw_adapter *ad, struct gw_msg *msg)
     }
     rc = gw__mb_queue_push(&e->conn->q, msg);
     if (rc)
-        atomic_fetch_add(&a->ctr.dropped_out, 1);
+        gw_adapter_count(&a->ctr.io.dropped_out);
     return rc;
 refuse:
-    atomic_fetch_add(&a->ctr.dropped_out, 1);
+    gw_adapter_count(&a->ctr.io.dropped_out);
     gw_msg_unref(msg);
     return rc;
 }
@@ -525,12 +525,9 @@ static void mbc_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
         depth += gw__mb_queue_depth(&a->conns[i]->q);
     *out = (struct gw_adapter_stats){
         .sessions = atomic_load(&a->ctr.sessions),
-        .msgs_in = atomic_load(&a->ctr.msgs_in),
-        .msgs_out = atomic_load(&a->ctr.msgs_out),
-        .dropped_in = atomic_load(&a->ctr.dropped_in),
-        .dropped_out = atomic_load(&a->ctr.dropped_out),
         .queue_depth = depth,
     };
+    gw_adapter_counters_read(&a->ctr.io, out);
 }
 
 static const struct gw_adapter_ops mbc_ops = {

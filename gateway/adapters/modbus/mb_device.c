@@ -104,7 +104,7 @@ int gw__mb_dev_post(struct gw__mb_dev *dev, enum gw_method method, const char *r
     if (rc) {
         gw_log(GW_LOG_WARN, dev->tag, "%s/%s: cannot build %s: %s", dev->cfg->product_key,
                dev->cfg->device_name, gw_method_name(method), gw_strerror(rc));
-        atomic_fetch_add(&dev->ctr->dropped_in, 1);
+        gw_adapter_count(&dev->ctr->io.dropped_in);
         return rc;
     }
     m->origin.adapter = dev->ad;
@@ -112,9 +112,9 @@ int gw__mb_dev_post(struct gw__mb_dev *dev, enum gw_method method, const char *r
     m->report_time = wall_ms();
     rc = gw_core_post(dev->ad->core, m);
     if (rc == 0)
-        atomic_fetch_add(&dev->ctr->msgs_in, 1);
+        gw_adapter_count(&dev->ctr->io.msgs_in);
     else
-        atomic_fetch_add(&dev->ctr->dropped_in, 1);
+        gw_adapter_count(&dev->ctr->io.dropped_in);
     return rc;
 }
 
@@ -132,7 +132,7 @@ static void reply_to(struct gw__mb_dev *dev, const struct gw_msg *req, int err, 
         rc = gw_core_post(dev->ad->core, rep);
     }
     if (rc) {
-        atomic_fetch_add(&dev->ctr->dropped_in, 1);
+        gw_adapter_count(&dev->ctr->io.dropped_in);
         gw_log(GW_LOG_WARN, dev->tag, "%s/%s: reply to %s lost: %s", dev->cfg->product_key,
                dev->cfg->device_name, gw_msg_method_name(req), gw_strerror(rc));
     }
@@ -280,7 +280,7 @@ static void set_done(struct gw__mb_dev *dev, const struct gw__mb_resp *resp)
     if (resp->err == 0) {
         if (++s->done < s->n)
             return;
-        atomic_fetch_add(&dev->ctr->msgs_out, 1);
+        gw_adapter_count(&dev->ctr->io.msgs_out);
         reply_to(dev, s->req, 0, NULL);
     } else if (resp->err == GW_E_MODBUS_EXCEPTION) {
         snprintf(text, sizeof(text), "writing \"%.64s\": Modbus exception %d (%s)%s", ident,

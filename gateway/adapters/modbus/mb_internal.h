@@ -195,10 +195,7 @@ int64_t gw__mb_now_ms(void);
 struct gw__mb_counters {
     atomic_uint_fast64_t session_seq; /* last session handle given out */
     atomic_uint_fast64_t sessions;    /* devices up */
-    atomic_uint_fast64_t msgs_in;
-    atomic_uint_fast64_t msgs_out;
-    atomic_uint_fast64_t dropped_in;
-    atomic_uint_fast64_t dropped_out;
+    struct gw_adapter_counters io;
 };
 
 enum gw__mb_tag {

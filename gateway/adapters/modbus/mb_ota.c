@@ -171,7 +171,7 @@ void gw__mb_ota_on_upgrade(struct gw__mb_dev *dev, const struct gw_msg *msg, int
         gw__mb_ota_end(dev);
         return;
     }
-    atomic_fetch_add(&dev->ctr->msgs_out, 1);
+    gw_adapter_count(&dev->ctr->io.msgs_out);
     gw_log(GW_LOG_INFO, dev->tag,
            "%s/%s: upgrade to %s accepted (%" PRIu32 " bytes, %" PRIu32 " blocks)",
            GW__MB_DEV_ARGS(dev), j->version, j->size, j->blocks);

@@ -257,7 +257,7 @@ static int mbs_submit(struct gw_adapter *ad, struct gw_msg *msg)
         e = gw__mbs_lookup(a, msg->product_key, msg->device_name);
         if (!e || (!gw_msg_is_reply(msg) && msg->method != GW_METHOD_OTA_CANCEL &&
                    atomic_load(&e->dev->live_session) == 0)) {
-            atomic_fetch_add(&a->ctr.dropped_out, 1);
+            gw_adapter_count(&a->ctr.io.dropped_out);
             gw_msg_unref(msg);
             return GW_E_DEVICE_NOT_CONNECTED;
         }
@@ -273,7 +273,7 @@ static int mbs_submit(struct gw_adapter *ad, struct gw_msg *msg)
     }
     pthread_mutex_unlock(&a->wake_lock);
     if (rc)
-        atomic_fetch_add(&a->ctr.dropped_out, 1);
+        gw_adapter_count(&a->ctr.io.dropped_out);
     return rc;
 }
 
@@ -320,12 +320,9 @@ static void mbs_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
 
     *out = (struct gw_adapter_stats){
         .sessions = atomic_load(&a->ctr.sessions),
-        .msgs_in = atomic_load(&a->ctr.msgs_in),
-        .msgs_out = atomic_load(&a->ctr.msgs_out),
-        .dropped_in = atomic_load(&a->ctr.dropped_in),
-        .dropped_out = atomic_load(&a->ctr.dropped_out),
         .queue_depth = gw__mb_queue_depth(&a->q),
     };
+    gw_adapter_counters_read(&a->ctr.io, out);
 }
 
 static const struct gw_adapter_ops mbs_ops = {

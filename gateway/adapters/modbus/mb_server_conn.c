@@ -167,11 +167,11 @@ static void conn_login(struct gw__mbs_conn *c, const struct gw__mb_frame *f)
         rc = gw_core_post(c->a->base.core, m);
     }
     if (rc) {
-        atomic_fetch_add(&c->a->ctr.dropped_in, 1);
+        gw_adapter_count(&c->a->ctr.io.dropped_in);
         login_answer(c, gw_error_api_code(rc), gw_strerror(rc));
         goto out;
     }
-    atomic_fetch_add(&c->a->ctr.msgs_in, 1);
+    gw_adapter_count(&c->a->ctr.io.msgs_in);
     c->state = GW__MBS_AUTHING;
 out:
     cJSON_Delete(root);
@@ -184,7 +184,7 @@ static void conn_answer(struct gw__mbs_conn *c, const struct gw__mb_frame *f)
     bool match;
 
     if (!c->inflight || !dev) {
-        atomic_fetch_add(&c->a->ctr.dropped_in, 1);
+        gw_adapter_count(&c->a->ctr.io.dropped_in);
         return;
     }
     if (c->framing == GW__MB_FRAMING_TCP)
@@ -193,7 +193,7 @@ static void conn_answer(struct gw__mbs_conn *c, const struct gw__mb_frame *f)
         match = f->unit == dev->unit && f->pdu_len >= 1 && (f->pdu[0] & 0x7F) == c->req.fc;
     if (!match) {
         gw_log(GW_LOG_DEBUG, c->a->base.name, "%s: frame matches no request: dropped", c->peer);
-        atomic_fetch_add(&c->a->ctr.dropped_in, 1);
+        gw_adapter_count(&c->a->ctr.io.dropped_in);
         return;
     }
     c->inflight = false;
@@ -222,7 +222,7 @@ static void conn_frame(struct gw__mbs_conn *c, const struct gw__mb_frame *f)
         conn_answer(c, f);
         return;
     default:
-        atomic_fetch_add(&c->a->ctr.dropped_in, 1);
+        gw_adapter_count(&c->a->ctr.io.dropped_in);
         return;
     }
 }
@@ -250,7 +250,7 @@ static void conn_parse(struct gw__mbs_conn *c)
             break;
         if (rc == -EBADMSG) {
             gw_log(GW_LOG_INFO, c->a->base.name, "%s: RTU frame with a bad CRC dropped", c->peer);
-            atomic_fetch_add(&c->a->ctr.dropped_in, 1);
+            gw_adapter_count(&c->a->ctr.io.dropped_in);
             off += f.len;
             continue;
         }
@@ -264,7 +264,7 @@ static void conn_parse(struct gw__mbs_conn *c)
                    "%s: unknown RTU function code 0x%02x: %zu "
                    "bytes dropped",
                    c->peer, c->rbuf[off + 1], c->rlen - off);
-            atomic_fetch_add(&c->a->ctr.dropped_in, 1);
+            gw_adapter_count(&c->a->ctr.io.dropped_in);
             off = c->rlen;
             break;
         }

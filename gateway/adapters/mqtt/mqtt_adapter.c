@@ -102,7 +102,7 @@ static int mqtt_submit(struct gw_adapter *ad, struct gw_msg *msg)
         goto err_drop;
     return 0;
 err_drop:
-    atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.dropped_out);
     gw_msg_unref(msg);
     return rc;
 }
@@ -396,10 +396,7 @@ static void mqtt_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
     pthread_mutex_lock(&a->lock);
     out->queue_depth = a->qlen + (a->sending ? 1 : 0);
     pthread_mutex_unlock(&a->lock);
-    out->msgs_in = atomic_load_explicit(&a->msgs_in, memory_order_relaxed);
-    out->msgs_out = atomic_load_explicit(&a->msgs_out, memory_order_relaxed);
-    out->dropped_in = atomic_load_explicit(&a->dropped_in, memory_order_relaxed);
-    out->dropped_out = atomic_load_explicit(&a->dropped_out, memory_order_relaxed);
+    gw_adapter_counters_read(&a->ctr, out);
 }
 
 pid_t gw__mqtt_adapter_broker_pid(struct gw_adapter *ad)

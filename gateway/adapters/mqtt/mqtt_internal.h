@@ -118,7 +118,7 @@ struct gw__mqtt_adapter {
     bool closed;                                 /* stop ran: post nothing more */
 
     /* statistics (relaxed atomics: read by stats on another thread) */
-    atomic_uint_fast64_t msgs_in, msgs_out, dropped_in, dropped_out;
+    struct gw_adapter_counters ctr;
 };
 
 /* ---- mqtt_link.c ---- */

@@ -254,7 +254,7 @@ static void on_pub_ok(void *ctx, MQTTAsync_successData *resp)
 {
     struct gw__mqtt_adapter *a = ctx;
     (void)resp;
-    atomic_fetch_add_explicit(&a->msgs_out, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.msgs_out);
     pthread_mutex_lock(&a->lock);
     pthread_cond_broadcast(&a->cond); /* room in paho's buffer */
     pthread_mutex_unlock(&a->lock);
@@ -263,7 +263,7 @@ static void on_pub_ok(void *ctx, MQTTAsync_successData *resp)
 static void on_pub_fail(void *ctx, MQTTAsync_failureData *resp)
 {
     struct gw__mqtt_adapter *a = ctx;
-    atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.dropped_out);
     gw_log(GW_LOG_WARN, a->base.name, "publish lost before PUBACK (code %d)",
            resp ? resp->code : 0);
     pthread_mutex_lock(&a->lock);
@@ -302,7 +302,7 @@ static int publish_outgoing(struct gw__mqtt_adapter *a, struct outgoing *o)
 
 static void drop_outgoing(struct gw__mqtt_adapter *a, struct outgoing *o, const char *why, int rc)
 {
-    atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.dropped_out);
     gw_log(GW_LOG_WARN, a->base.name, "dropped %s to %s/%s: %s (%d)", gw_msg_method_name(o->msg),
            o->msg->product_key, o->msg->device_name, why, rc);
     outgoing_drop(o);

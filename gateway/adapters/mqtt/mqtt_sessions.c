@@ -170,11 +170,11 @@ static void posted(struct gw__mqtt_adapter *a, const struct gw__mqtt_item *it, i
 {
     if (rc == 0) {
         if (it->msg)
-            atomic_fetch_add_explicit(&a->msgs_in, 1, memory_order_relaxed);
+            gw_adapter_count(&a->ctr.msgs_in);
         return;
     }
     if (it->msg)
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
     gw_log(GW_LOG_WARN, a->base.name, "core refused %s for %s/%s: %s",
            it->msg ? gw_msg_method_name(it->msg) : "a session event", it->pk, it->dn,
            gw_strerror(rc));
@@ -230,7 +230,7 @@ void gw__mqtt_deliver(struct gw__mqtt_adapter *a, const struct gw__mqtt_item *it
     }
     if ((rc = park(a, it)) != 0) {
         if (it->msg)
-            atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+            gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_ERROR, a->base.name, "out of memory: lost an event of %s/%s", it->pk, it->dn);
     }
 }

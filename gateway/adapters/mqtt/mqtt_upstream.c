@@ -91,7 +91,7 @@ static int on_presence(struct gw__mqtt_adapter *a, const char *topic, size_t top
     if (rc == 0)
         rc = parse_presence(payload, len, &ev, &bseq);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_WARN, a->base.name, "bad presence message on %.*s: %s", (int)topic_len, topic,
                gw_strerror(rc));
         return 1;
@@ -214,7 +214,7 @@ static int on_device_publish(struct gw__mqtt_adapter *a, const char *topic, size
     if (rc == 0)
         rc = decode_device(&t, payload, len, &m);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_WARN, a->base.name, "dropped publish on %.*s (%zu bytes): %s",
                (int)(topic_len > 200 ? 200 : topic_len), topic, len, gw_strerror(rc));
         return 1;

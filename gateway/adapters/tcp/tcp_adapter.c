@@ -90,7 +90,7 @@ static void dispatch(struct gw__tcp_adapter *a, struct gw_msg *msg)
     struct gw__tcp_conn *c = gw__uvw_live_find(&a->w, msg->origin.session);
 
     if (!c || c->closing) {
-        atomic_fetch_add(&a->dropped_out, 1);
+        gw_adapter_count(&a->ctr.dropped_out);
         gw_log(GW_LOG_DEBUG, a->base.name, "%s for a closed session dropped",
                gw_msg_method_name(msg));
         return;
@@ -224,7 +224,7 @@ static int tcp_submit(struct gw_adapter *ad, struct gw_msg *msg)
     int rc = gw__uvw_submit(&a->w, msg);
 
     if (rc)
-        atomic_fetch_add(&a->dropped_out, 1);
+        gw_adapter_count(&a->ctr.dropped_out);
     return rc;
 }
 
@@ -260,10 +260,7 @@ static void tcp_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
 
     memset(out, 0, sizeof(*out));
     out->sessions = atomic_load(&a->sessions);
-    out->msgs_in = atomic_load(&a->msgs_in);
-    out->msgs_out = atomic_load(&a->msgs_out);
-    out->dropped_in = atomic_load(&a->dropped_in);
-    out->dropped_out = atomic_load(&a->dropped_out);
+    gw_adapter_counters_read(&a->ctr, out);
     out->queue_depth = gw__uvw_queue_depth(&a->w);
 }
 

@@ -135,10 +135,10 @@ static void on_write(uv_write_t *req, int status)
     free(w->buf);
     free(w);
     if (status == 0) {
-        atomic_fetch_add(&c->ad->msgs_out, 1);
+        gw_adapter_count(&c->ad->ctr.msgs_out);
         return;
     }
-    atomic_fetch_add(&c->ad->dropped_out, 1);
+    gw_adapter_count(&c->ad->ctr.dropped_out);
     if (status != UV_ECANCELED)
         gw__tcp_conn_close(c, false, uv_strerror(status));
 }
@@ -179,7 +179,7 @@ int gw__tcp_conn_send(struct gw__tcp_conn *c, const struct gw_msg *msg)
     int rc;
 
     if (c->closing) {
-        atomic_fetch_add(&a->dropped_out, 1);
+        gw_adapter_count(&a->ctr.dropped_out);
         return GW_E_DEVICE_NOT_CONNECTED;
     }
     w = calloc(1, sizeof(*w));
@@ -213,7 +213,7 @@ err_free:
     free(w->buf);
     free(w);
 err:
-    atomic_fetch_add(&a->dropped_out, 1);
+    gw_adapter_count(&a->ctr.dropped_out);
     return rc;
 }
 
@@ -325,10 +325,10 @@ static void conn_post(struct gw__tcp_conn *c, struct gw_msg *m)
     m->origin.session = c->session;
     rc = gw_core_post(a->base.core, m);
     if (rc == 0) {
-        atomic_fetch_add(&a->msgs_in, 1);
+        gw_adapter_count(&a->ctr.msgs_in);
         return;
     }
-    atomic_fetch_add(&a->dropped_in, 1);
+    gw_adapter_count(&a->ctr.dropped_in);
     gw_log(GW_LOG_WARN, a->base.name, "%s from %s dropped: %s", gw_method_name(method), c->peer,
            rc == -EAGAIN ? "core queue full" : gw_strerror(rc));
     if (method == GW_METHOD_AUTH && c->state == GW__TCP_AUTHING) {
@@ -376,7 +376,7 @@ static int conn_on_msg(struct gw__tcp_conn *c, struct gw_msg *m)
         conn_post(c, m);
         return 0;
     }
-    atomic_fetch_add(&c->ad->dropped_in, 1);
+    gw_adapter_count(&c->ad->ctr.dropped_in);
     if (request)
         conn_reply(c, m->method, m->request_id, GW_E_NOT_AUTHENTICATED);
     gw_msg_unref(m);
@@ -430,7 +430,7 @@ static int on_frame(void *ctx, const uint8_t *frame, size_t len)
     }
     rc = a->codec->decode(frame, len, &ident, &m);
     if (rc) {
-        atomic_fetch_add(&a->dropped_in, 1);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_INFO, a->base.name, "bad message from %s (%zu bytes): %s", c->peer, len,
                gw_strerror(rc));
         return 0;
@@ -474,7 +474,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     rc = gw_framer_feed(c->framer, buf->base, (size_t)nread, on_frame, c);
     if (rc == 0 || rc == GW__TCP_STOP)
         return;
-    atomic_fetch_add(&a->dropped_in, 1);
+    gw_adapter_count(&a->ctr.dropped_in);
     gw_log(GW_LOG_WARN, a->base.name, "closing %s: %s", c->peer,
            gw_framer_error_reason(c->framer)[0] ? gw_framer_error_reason(c->framer)
                                                 : gw_strerror(rc));

@@ -83,7 +83,8 @@ struct gw__tcp_adapter {
     size_t n_pending, cap_pending;
     uint8_t rbuf[65536]; /* read buffer: one loop thread, consumed within on_read */
 
-    atomic_uint_fast64_t sessions, msgs_in, msgs_out, dropped_in, dropped_out;
+    atomic_uint_fast64_t sessions;
+    struct gw_adapter_counters ctr;
 };
 
 /* tcp_conn.c (loop thread) */

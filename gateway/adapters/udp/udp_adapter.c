@@ -44,9 +44,9 @@ static void on_sent(uv_udp_send_t *req, int status)
     struct gw__udp_sreq *r = (struct gw__udp_sreq *)req;
 
     if (status == 0)
-        atomic_fetch_add(&r->a->msgs_out, 1);
+        gw_adapter_count(&r->a->ctr.msgs_out);
     else
-        atomic_fetch_add(&r->a->dropped_out, 1);
+        gw_adapter_count(&r->a->ctr.dropped_out);
     if (status != 0 && status != UV_ECANCELED)
         gw_log(GW_LOG_DEBUG, r->a->base.name, "send: %s", uv_strerror(status));
     free(r->buf);
@@ -81,7 +81,7 @@ err_free:
     free(r->buf);
     free(r);
 err:
-    atomic_fetch_add(&a->dropped_out, 1);
+    gw_adapter_count(&a->ctr.dropped_out);
     gw_log(GW_LOG_WARN, a->base.name, "cannot send %s: %s", gw_msg_method_name(msg),
            gw_strerror(rc));
 }
@@ -109,7 +109,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     if (!from || nread == 0)
         return; /* nothing more to read now (or an empty datagram) */
     if (flags & UV_UDP_PARTIAL) {
-        atomic_fetch_add(&a->dropped_in, 1);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_INFO, a->base.name, "datagram over %zu bytes dropped", sizeof(a->rbuf));
         return;
     }
@@ -133,7 +133,7 @@ static void on_wake(struct gw__uvw *w)
             if (s) {
                 gw__udp_deliver(a, s, batch[i]);
             } else {
-                atomic_fetch_add(&a->dropped_out, 1);
+                gw_adapter_count(&a->ctr.dropped_out);
                 gw_log(GW_LOG_DEBUG, a->base.name, "%s for an expired session dropped",
                        gw_msg_method_name(batch[i]));
             }
@@ -242,7 +242,7 @@ static int udp_submit(struct gw_adapter *ad, struct gw_msg *msg)
     int rc = gw__uvw_submit(&a->w, msg);
 
     if (rc)
-        atomic_fetch_add(&a->dropped_out, 1);
+        gw_adapter_count(&a->ctr.dropped_out);
     return rc;
 }
 
@@ -280,10 +280,7 @@ static void udp_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
 
     memset(out, 0, sizeof(*out));
     out->sessions = atomic_load(&a->sessions);
-    out->msgs_in = atomic_load(&a->msgs_in);
-    out->msgs_out = atomic_load(&a->msgs_out);
-    out->dropped_in = atomic_load(&a->dropped_in);
-    out->dropped_out = atomic_load(&a->dropped_out);
+    gw_adapter_counters_read(&a->ctr, out);
     out->queue_depth = gw__uvw_queue_depth(&a->w);
 }
 

@@ -59,7 +59,8 @@ struct gw__udp_adapter {
     void *by_device; /* tsearch: DEVICE session per pk/dn */
     uint8_t rbuf[65536];
 
-    atomic_uint_fast64_t sessions, msgs_in, msgs_out, dropped_in, dropped_out;
+    atomic_uint_fast64_t sessions;
+    struct gw_adapter_counters ctr;
 };
 
 /* udp_session.c (loop thread) */

@@ -211,10 +211,10 @@ static int post(struct gw__udp_adapter *a, struct gw__udp_sess *s, struct gw_msg
     m->origin.session = s->session;
     rc = gw_core_post(a->base.core, m);
     if (rc == 0) {
-        atomic_fetch_add(&a->msgs_in, 1);
+        gw_adapter_count(&a->ctr.msgs_in);
         return 0;
     }
-    atomic_fetch_add(&a->dropped_in, 1);
+    gw_adapter_count(&a->ctr.dropped_in);
     gw_log(GW_LOG_WARN, a->base.name, "%s dropped: %s", gw_method_name(r.method),
            rc == -EAGAIN ? "core queue full" : gw_strerror(rc));
     reply_req(a, from, &r, rc == -EAGAIN ? GW_E_QUEUE_FULL : rc);
@@ -231,7 +231,7 @@ static void on_login(struct gw__udp_adapter *a, struct gw_msg *m, const struct s
     struct gw__udp_sess *s = NULL;
 
     if (a->n_pending >= GW_UDP_MAX_PENDING || !(s = sess_new(a, GW__UDP_PENDING, from))) {
-        atomic_fetch_add(&a->dropped_in, 1);
+        gw_adapter_count(&a->ctr.dropped_in);
         reply_to(a, from, m, GW_E_QUEUE_FULL);
         gw_msg_unref(m);
         return;
@@ -337,13 +337,13 @@ void gw__udp_on_datagram(struct gw__udp_adapter *a, const uint8_t *buf, size_t l
         gw__uvw_addr_str(from, peer, sizeof(peer));
         gw_log(GW_LOG_INFO, a->base.name, "%s from %s refused: %s", gw_msg_method_name(m), peer,
                gw_strerror(rc));
-        atomic_fetch_add(&a->dropped_in, 1);
+        gw_adapter_count(&a->ctr.dropped_in);
         reply_to(a, from, m, rc);
         goto out;
     }
     s = sess_for_device(a, cl.product_key, cl.device_name, from);
     if (!s) {
-        atomic_fetch_add(&a->dropped_in, 1);
+        gw_adapter_count(&a->ctr.dropped_in);
         reply_to(a, from, dev, GW_E_QUEUE_FULL);
         goto out;
     }
@@ -354,7 +354,7 @@ bad:
     gw__uvw_addr_str(from, peer, sizeof(peer));
     gw_log(GW_LOG_INFO, a->base.name, "bad datagram from %s (%zu bytes): %s", peer, len,
            gw_strerror(rc));
-    atomic_fetch_add(&a->dropped_in, 1);
+    gw_adapter_count(&a->ctr.dropped_in);
 out:
     gw_msg_unref(dev);
     gw_msg_unref(m);

@@ -145,7 +145,7 @@ bool gw__ws_conn_remove(struct gw__ws *a, struct gw__ws_conn *c, char *pk, char 
         c->qhead = (c->qhead + 1) % GW_WS_QUEUE_MAX;
         c->qlen--;
         a->n_queued--;
-        atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_out);
     }
     /* A kicked connection is no longer logged in (its device lives on its successor); a
      * closing adapter posts nothing. */
@@ -169,7 +169,7 @@ void gw__ws_conn_push_local(struct gw__ws *a, struct gw__ws_conn *c, struct gw_m
     }
     pthread_mutex_unlock(&a->lock);
     if (!queued) {
-        atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_out);
         gw_msg_unref(msg);
         return;
     }
@@ -337,7 +337,7 @@ static int ws_submit(struct gw_adapter *ad, struct gw_msg *msg)
 out:
     pthread_mutex_unlock(&a->lock);
     if (msg) {
-        atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_out);
         gw_msg_unref(msg);
     }
     return rc;
@@ -474,10 +474,7 @@ static void ws_stats(struct gw_adapter *ad, struct gw_adapter_stats *out)
     out->sessions = a->n_authed;
     out->queue_depth = a->n_queued;
     pthread_mutex_unlock(&a->lock);
-    out->msgs_in = atomic_load_explicit(&a->msgs_in, memory_order_relaxed);
-    out->msgs_out = atomic_load_explicit(&a->msgs_out, memory_order_relaxed);
-    out->dropped_in = atomic_load_explicit(&a->dropped_in, memory_order_relaxed);
-    out->dropped_out = atomic_load_explicit(&a->dropped_out, memory_order_relaxed);
+    gw_adapter_counters_read(&a->ctr, out);
 }
 
 static const struct gw_adapter_ops gw_ws_ops = {

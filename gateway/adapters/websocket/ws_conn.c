@@ -135,9 +135,9 @@ static int post(struct gw__ws *a, struct gw__ws_conn *c, struct gw_msg *m)
     gw_msg_ref(m);
     rc = gw_core_post(a->base.core, m);
     if (rc == 0) {
-        atomic_fetch_add_explicit(&a->msgs_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.msgs_in);
     } else {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_WARN, a->base.name, "dropped %s: %s", gw_msg_method_name(m),
                gw_strerror(rc));
         if (reply)
@@ -168,7 +168,7 @@ static void on_message(struct gw__ws *a, struct gw__ws_conn *c)
     }
     rc = codec->decode(c->rx, c->rx_len, &ident, &m);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_log(GW_LOG_WARN, a->base.name, "dropped %s message (%zu bytes) from %s: %s",
                codec->name, c->rx_len, st == GW__WS_AUTHED ? dn : "a connection not logged in",
                gw_strerror(rc));
@@ -200,7 +200,7 @@ static void on_message(struct gw__ws *a, struct gw__ws_conn *c)
         m->method != GW_METHOD_AUTH_REGISTER_SUB) {
         reply_local(a, c, m, gw_error_api_code(GW_E_NOT_AUTHENTICATED),
                     gw_strerror(GW_E_NOT_AUTHENTICATED));
-        atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_in);
         gw_msg_unref(m);
         return;
     }
@@ -211,7 +211,7 @@ static int too_big(struct gw__ws *a, struct gw__ws_conn *c, struct lws *wsi)
 {
     static const char why[] = "message larger than 65536 bytes";
 
-    atomic_fetch_add_explicit(&a->dropped_in, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.dropped_in);
     gw_log(GW_LOG_WARN, a->base.name, "closing connection %llu: %s",
            (unsigned long long)c->handle, why);
     lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
@@ -273,7 +273,7 @@ static int on_writeable(struct gw__ws *a, struct gw__ws_conn *c, struct lws *wsi
     binary = msg->has_code && msg->method == GW_METHOD_AUTH ? c->auth_binary : a->binary;
     rc = (binary ? &gw_codec_binary : &gw_codec_json)->encode(msg, &enc, &len);
     if (rc != 0) {
-        atomic_fetch_add_explicit(&a->dropped_out, 1, memory_order_relaxed);
+        gw_adapter_count(&a->ctr.dropped_out);
         gw_log(GW_LOG_WARN, a->base.name, "cannot encode %s for %s/%s: %s",
                gw_msg_method_name(msg), c->pk, c->dn, gw_strerror(rc));
         gw_msg_unref(msg);
@@ -291,7 +291,7 @@ static int on_writeable(struct gw__ws *a, struct gw__ws_conn *c, struct lws *wsi
     free(buf);
     if (n < (int)len)
         return -1;
-    atomic_fetch_add_explicit(&a->msgs_out, 1, memory_order_relaxed);
+    gw_adapter_count(&a->ctr.msgs_out);
 next:
     if (more)
         lws_callback_on_writable(wsi);

@@ -83,7 +83,7 @@ struct gw__ws {
     struct gw__ws_offline *offline;   /* deferred OFFLINE posts, under lock */
 
     atomic_uint_fast64_t next_handle; /* the last handle given out */
-    atomic_uint_fast64_t msgs_in, msgs_out, dropped_in, dropped_out;
+    struct gw_adapter_counters ctr;
 };
 
 /* ws_adapter.c: a fresh session handle (only grows; see its definition). Any thread. */
