@@ -14,32 +14,9 @@ TOTAL=${DL_TOTAL:-64}
 bench_init http_download
 BD="$BUILD/bench/bench_download"
 TO=$((TOTAL * SIZE / 5000000 + 60))
-mkdir -p "$WORK/www" "$WORK/nginx"
-head -c "$SIZE" /dev/urandom >"$WORK/www/fw.bin"
-chmod -R a+rX "$WORK"
 
 # ---- baseline: nginx ----
-NPORT=$(free_port)
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx;
-  fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx;
-  scgi_temp_path $WORK/nginx;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$NPORT; root $WORK/www; }
-}
-CONF
-bench_bg "$WORK/nginx.out" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
-wait_port "$NPORT"
+nginx_serve "$SIZE"
 timeout "$TO" "$BD" "http://127.0.0.1:$NPORT/fw.bin" "$SIZE" "$PAR" "$TOTAL" >"$WORK/base.out"
 BASE=$(sed -n 's/.*mb_per_s=\([0-9.]*\).*/\1/p' "$WORK/base.out")
 

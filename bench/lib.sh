@@ -100,6 +100,36 @@ CONF
   wait_port "$BPORT"
 }
 
+# nginx_serve SIZE: a random image of SIZE bytes at /fw.bin, served by one nginx worker
+# (sendfile, no logs) on a free port → NPORT, NGINX (pid); the download baselines.
+nginx_serve() {
+  mkdir -p "$WORK/www" "$WORK/nginx"
+  head -c "$1" /dev/urandom >"$WORK/www/fw.bin"
+  chmod -R a+rX "$WORK"
+  NPORT=$(free_port)
+  cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx;
+  scgi_temp_path $WORK/nginx;
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:$NPORT; root $WORK/www; }
+}
+CONF
+  bench_bg "$WORK/nginx.out" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+  NGINX=$BG_PID
+  wait_port "$NPORT"
+}
+
 gw_start() { # gw_start CONFIG → GW_PID; waits for the admin API
   bench_bg "$WORK/gateway.log" "$BUILD/iotgw" -c "$1"
   GW_PID=$BG_PID

@@ -23,31 +23,7 @@ bench_init rollout
 SIM="$BUILD/iotgw-sim"
 
 # ---- baseline: N downloads of the image from nginx ----
-mkdir -p "$WORK/www" "$WORK/nginx"
-head -c "$FW" /dev/urandom >"$WORK/www/fw.bin"
-chmod -R a+rX "$WORK"
-NPORT=$(free_port)
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx;
-  fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx;
-  scgi_temp_path $WORK/nginx;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$NPORT; root $WORK/www; }
-}
-CONF
-bench_bg "$WORK/nginx.out" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
-NGINX=$BG_PID
-wait_port "$NPORT"
+nginx_serve "$FW"
 timeout 1800 "$BUILD/bench/bench_download" "http://127.0.0.1:$NPORT/fw.bin" "$FW" "$DLP" "$N" >"$WORK/base.out"
 BASE=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$WORK/base.out")
 kill -TERM "$NGINX"; wait "$NGINX" 2>/dev/null || true
